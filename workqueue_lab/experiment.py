@@ -1,0 +1,354 @@
+"""Orchestration only: declare, start workers, wait until every consumer is registered,
+publish, wait for completion or timeout, stop cleanly.
+
+The module keeps a registry of live runs: starting a run stops the previous
+ones (so re-running a cell leaves no threads or connections behind), and an
+interrupt or the kernel's exit stops them too.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from . import events as ev
+from . import settings
+from .broker import Broker, QueueStats, find_broker
+from .errors import LabError
+from .producer import publish
+from .scenario import Scenario, WorkerSpec, check_prefetch, make_workers
+from .workers import Callback, WorkerThread
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+_live: weakref.WeakSet[Run] = weakref.WeakSet()
+_live_lock = threading.Lock()
+
+
+def stop_all() -> int:
+    """Stop every run still going in this process; returns how many there were."""
+    with _live_lock:
+        runs = list(_live)
+    for r in runs:
+        r.stop()
+    return len(runs)
+
+
+atexit.register(stop_all)
+
+
+class Run:
+    """One experiment against a real broker; use ``with`` or call ``stop()``."""
+
+    def __init__(self, callback: Callback, scenario: Scenario, broker: Broker | None = None,
+                 consumer_arguments: dict | None = None) -> None:
+        if not callable(callback):
+            raise LabError(f"callback={callback!r} is not a function; pass your def callback(ch, method, "
+                           "properties, body).")
+        self.scenario = scenario.validate()
+        self.callback = callback
+        self.broker = broker or find_broker()
+        self.queue = settings.name(scenario.queue)
+        self.consumer_arguments = consumer_arguments
+        self.log = ev.EventLog()
+        self.workers: list[WorkerThread] = []
+        self.samples: list[tuple[float, int, int | None]] = []  # (t, ready, unacked)
+        self._task_ids: dict[str, int] = {}
+        self._body_ids: dict[bytes, int] = {}
+        self._next_id = 1
+        self._stopped = False
+        self.timed_out = False
+
+    # --- the task ids the lab follows -------------------------------------------------
+    def task_of_message(self, properties, body: bytes) -> int | None:
+        mid = getattr(properties, "message_id", None)
+        if mid is not None and mid in self._task_ids:
+            return self._task_ids[mid]
+        return self._body_ids.get(body)
+
+    # --- life cycle -----------------------------------------------------------------
+    def start(self) -> Run:
+        """Declare the queue and start the workers one by one, each registered before the next."""
+        stop_all()
+        self.declare()
+        with _live_lock:
+            _live.add(self)
+        try:
+            for i, spec in enumerate(self.scenario.workers, start=1):
+                prefetch = self.scenario.prefetch if spec.prefetch is None else spec.prefetch
+                w = WorkerThread(self, i, self.callback, spec, prefetch, self.scenario.ack == "auto")
+                self.workers.append(w)
+                w.start()
+                if not w.ready.wait(15) or w.error:
+                    raise LabError(f"Worker {i} could not start consuming from '{self.queue}': "
+                                   f"{w.error or 'no answer within 15 s'}; check the broker and the queue.")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def declare(self) -> None:
+        """Declare the run's queue as the scenario says (the lesson's: durable, no arguments)."""
+        import pika.exceptions as pe
+
+        try:
+            with self.broker.channel() as ch:
+                ch.queue_declare(queue=self.queue, durable=self.scenario.durable,
+                                 arguments=self.scenario.queue_arguments)
+        except pe.ChannelClosedByBroker as exc:
+            if exc.reply_code == 406:
+                raise LabError(f"Queue '{self.queue}' already exists with other settings ({exc.reply_text}); "
+                               "delete it with lab.reset() or use another queue name.") from None
+            raise LabError(f"RabbitMQ refused to declare '{self.queue}': {exc.reply_text}.") from None
+        self.broker.remember("queue", self.queue)
+
+    def publish(self, bodies: Sequence[str | bytes] | None = None, persistent: bool | None = None) -> list[int]:
+        """Publish tasks (default: the scenario's); returns their task ids."""
+        bodies = self.scenario.tasks if bodies is None else tuple(bodies)
+        for offset, body in enumerate(bodies):
+            task_id = self._next_id + offset
+            self._task_ids[str(task_id)] = task_id
+            self._body_ids.setdefault(body.encode() if isinstance(body, str) else body, task_id)
+        ids = publish(self.broker, self.queue, bodies, self.log, first_id=self._next_id,
+                      persistent=self.scenario.persistent if persistent is None else persistent)
+        self._next_id += len(ids)
+        return ids
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop every worker, close its connection (unacked messages go back to the queue), join."""
+        for w in self.workers:
+            w.stop_event.set()
+        deadline = time.monotonic() + timeout
+        for w in self.workers:
+            w.join(max(0.0, deadline - time.monotonic()))
+        self._stopped = True
+        with _live_lock:
+            _live.discard(self)
+
+    def __enter__(self) -> Run:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # --- waiting ----------------------------------------------------------------------
+    def wait(self, timeout: float | None = None, progress: bool = True, watch: Sequence[str] = (),
+             sample_every: float | None = None) -> RunResult:
+        """Wait until every task is finished (or nothing more can happen), then stop.
+
+        ``watch``: other queues whose messages are still on their way back (a retry queue).
+        An interrupt (Stop button, Ctrl-C) stops the workers before it propagates.
+        """
+        timeout = self.scenario.timeout if timeout is None else timeout
+        total = len(self._task_ids)
+        display = _progress(total, progress)
+        deadline = time.monotonic() + timeout
+        next_sample = 0.0
+        try:
+            while True:
+                now = time.monotonic()
+                if sample_every is not None and now >= next_sample:
+                    self.sample()
+                    next_sample = now + sample_every
+                if self._finished(watch):
+                    break
+                if now > deadline:
+                    self.timed_out = True
+                    break
+                self.log.wait_for_change(0.1)
+                if display:
+                    display.update(self.log)
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            if display:
+                display.close(self.log)
+        self.stop()
+        return self.result()
+
+    def sample(self) -> QueueStats:
+        """Record the queue's ready/unacked counts now (for plots of the queue over time)."""
+        stats = self.broker.queue_stats(self.queue)
+        self.samples.append((time.monotonic() - self.log.t0, stats.ready, stats.unacked))
+        return stats
+
+    def _finished(self, watch: Sequence[str]) -> bool:
+        events = self.log.events
+        states = task_states(events)
+        if states and all(s in ("done", "dropped") for s in states.values()) and len(states) >= len(self._task_ids):
+            return True
+        if all(w.dead for w in self.workers):
+            return True
+        # Quiet for a while: nothing running, nothing ready anywhere -> what's missing is lost.
+        if not events or time.monotonic() - self.log.t0 - events[-1].t < self._quiet_period():
+            return False
+        if any(a.outcome == "open" for a in ev.attempts(events)):
+            return False
+        try:
+            with self.broker.channel() as ch:
+                for q in (self.queue, *watch):
+                    if ch.queue_declare(queue=settings.name(q) if q != self.queue else q,
+                                        passive=True).method.message_count:
+                        return False
+        except Exception:
+            return False
+        self._record_lost(states)
+        return True
+
+    def _quiet_period(self) -> float:
+        return max(0.5, 2 * settings.time_scale())
+
+    def _record_lost(self, states: dict[int, str]) -> None:
+        for task in sorted(self._task_ids.values()):
+            if states.get(task, "pending") not in ("done", "dropped"):
+                self.log.record(ev.LOST, None, task, detail="published, never completed, in no queue")
+
+    def result(self) -> RunResult:
+        return RunResult(self.log.events, self.scenario, {w.worker_id: w.output.text() for w in self.workers},
+                         list(self.samples), self.timed_out, self.queue)
+
+    # --- inspection ---------------------------------------------------------------------
+    def thread_count(self) -> int:
+        return sum(w.is_alive() for w in self.workers)
+
+
+def task_states(events: Sequence[ev.Event]) -> dict[int, str]:
+    """Per task: pending | running | done | dropped (rejected without requeue) | retrying."""
+    states: dict[int, str] = {}
+    retrying: set[int] = set()
+    for e in events:
+        t = e.task
+        if t is None:
+            continue
+        if e.kind == ev.PUBLISH:
+            states.setdefault(t, "pending")
+        elif e.kind == ev.DELIVER:
+            states[t] = "running"
+            retrying.discard(t)
+        elif e.kind == ev.RETRY:
+            retrying.add(t)
+            states[t] = "retrying"
+        elif e.kind in (ev.ACK, ev.DONE):
+            states[t] = "retrying" if t in retrying else "done"
+        elif e.kind in (ev.NACK, ev.REJECT):
+            states[t] = "pending" if e.requeue else ("retrying" if t in retrying else "dropped")
+        elif e.kind in (ev.CRASH, ev.TIMEOUT) and states.get(t) == "running":
+            states[t] = "pending"
+    return states
+
+
+@dataclass
+class RunResult:
+    """What a run recorded: every check and view reads ``events``."""
+
+    events: list[ev.Event]
+    scenario: Scenario
+    outputs: dict[int, str] = field(default_factory=dict)
+    samples: list[tuple[float, int, int | None]] = field(default_factory=list)
+    timed_out: bool = False
+    queue: str = ""
+
+    def tasks_by_worker(self) -> dict[int, list[int]]:
+        """Which tasks each worker completed, e.g. {1: [1, 3], 2: [2, 4]}."""
+        return ev.tasks_by_worker(self.events)
+
+    def attempts(self) -> list[ev.Attempt]:
+        return ev.attempts(self.events)
+
+    def count(self, kind: str) -> int:
+        return sum(1 for e in self.events if e.kind == kind)
+
+    def of_kind(self, *kinds: str) -> list[ev.Event]:
+        return [e for e in self.events if e.kind in kinds]
+
+    @property
+    def published(self) -> list[int]:
+        return ev.published(self.events)
+
+    @property
+    def completed(self) -> set[int]:
+        return set(ev.completed(self.events))
+
+    @property
+    def lost(self) -> list[int]:
+        return [e.task for e in self.events if e.kind == ev.LOST]
+
+    @property
+    def duplicates(self) -> int:
+        """Completions beyond the first per task (a crash after work, before the ack)."""
+        return sum(n - 1 for n in ev.completed(self.events).values())
+
+    @property
+    def redelivered(self) -> list[int]:
+        return [e.task for e in self.events if e.kind == ev.DELIVER and e.redelivered]
+
+    def makespan(self) -> float:
+        return ev.makespan(self.events)
+
+    def timeline(self, title: str | None = None) -> Figure:
+        from .timeline import plot_timeline
+
+        return plot_timeline(self.events, title=title)
+
+    def table(self):
+        from .tables import summary_table
+
+        return summary_table(self.events)
+
+    def show_output(self) -> None:
+        """Print what each worker printed, from the main thread, worker by worker."""
+        for worker, text in sorted(self.outputs.items()):
+            print(f"--- worker {worker} ---")
+            print(text or "(nothing printed)")
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled or total == 0:
+        return None
+    try:
+        from .progress import RunProgress
+
+        return RunProgress(total)
+    except Exception:  # progress is a nicety; never let it break a run
+        return None
+
+
+def run(callback: Callback, tasks: Sequence[str | bytes] | None = None,
+        workers: int | Sequence[WorkerSpec | float] = 2, prefetch: int = 1, ack: str = "manual",
+        queue: str = "task_queue", timeout: float = 120.0, progress: bool = True,
+        scenario: Scenario | None = None, broker: Broker | None = None, watch: Sequence[str] = (),
+        consumer_arguments: dict | None = None, **scenario_fields) -> RunResult:
+    """Run ``callback`` in worker threads on the tasks and return what was recorded.
+
+    Every consumer is registered before the first task is published, so
+    round-robin outcomes are deterministic.
+    """
+    if scenario is None:
+        check_prefetch(prefetch)
+        scenario = Scenario(tasks=tuple(tasks) if tasks is not None else Scenario().tasks,
+                            workers=make_workers(workers), prefetch=prefetch, ack=ack, queue=queue,
+                            timeout=timeout, **scenario_fields)
+    with Run(callback, scenario, broker, consumer_arguments) as r:
+        r.publish()
+        return r.wait(progress=progress, watch=watch)
+
+
+def start(callback: Callback, workers: int | Sequence[WorkerSpec | float] = 2, prefetch: int = 1,
+          ack: str = "manual", queue: str = "task_queue", broker: Broker | None = None,
+          **scenario_fields) -> Run:
+    """Start workers and return the live Run (publish, sample and stop it yourself)."""
+    check_prefetch(prefetch)
+    scenario = Scenario(workers=make_workers(workers), prefetch=prefetch, ack=ack, queue=queue,
+                        **scenario_fields)
+    return Run(callback, scenario, broker).start()
+
+
+def live_threads() -> int:
+    """Worker threads of the lab still alive in this process."""
+    return sum(1 for t in threading.enumerate() if t.name.startswith("workqueue-lab worker"))

@@ -1,0 +1,236 @@
+"""Background worker threads that run the learner's own pika callback.
+
+Each worker has its own thread, its own ``BlockingConnection`` and channel
+(pika connections are not thread-safe).  The callback receives an
+``InstrumentedChannel``; ``work()`` stands in for ``time.sleep(dots)`` and is
+where faults are injected.  Threads never print: their output is captured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import traceback
+from typing import TYPE_CHECKING, Callable
+
+from . import capture, settings
+from . import events as ev
+from .channel import InstrumentedChannel
+from .scenario import FaultState, WorkerSpec, dots
+
+if TYPE_CHECKING:
+    from .experiment import Run
+
+Callback = Callable[[object, object, object, bytes], None]
+
+
+class WorkerCrashed(BaseException):
+    """The simulated process died mid-task.  A BaseException, so ``except Exception`` in
+    the learner's callback does not catch it, exactly as a real crash cannot be caught."""
+
+
+class WorkerStopped(BaseException):
+    """The run is stopping: abandon the task without acking (the broker requeues it)."""
+
+
+class TaskFailed(Exception):
+    """An injected failure inside the task: the callback's except-branch handles it."""
+
+
+_context = threading.local()
+
+
+def current_worker() -> WorkerThread | None:
+    return getattr(_context, "worker", None)
+
+
+def work(message: str | bytes | None = None, seconds: float | None = None) -> None:
+    """Do the task: one (scaled) second of work per '.' in ``message``.
+
+    This replaces the lesson's ``time.sleep(message.count('.'))``: inside a lab
+    worker it honours the worker's speed and injected faults, and returns early
+    (without acking) when the run stops.  Outside the lab it simply sleeps.
+    """
+    if seconds is None:
+        seconds = float(dots(message or ""))
+    worker = current_worker()
+    scale = settings.time_scale()
+    if worker is None:
+        time.sleep(seconds * scale)
+        return
+    worker.do_work(seconds, scale)
+
+
+class WorkerThread(threading.Thread):
+    """One consumer: connect, qos, consume, run the callback; restart after a crash if asked."""
+
+    def __init__(self, run: Run, worker_id: int, callback: Callback, spec: WorkerSpec, prefetch: int,
+                 auto_ack: bool) -> None:
+        super().__init__(name=f"workqueue-lab worker {worker_id}", daemon=True)
+        self.run_ = run
+        self.worker_id = worker_id
+        self.callback = callback
+        self.spec = spec
+        self.prefetch = prefetch
+        self.auto_ack = auto_ack
+        self.output = capture.WorkerOutput()
+        self.ready = threading.Event()
+        self.stop_event = threading.Event()
+        self.dead = False  # crashed and not restarting
+        self.error: str | None = None
+        self.faults = FaultState(spec.faults, worker_id)
+        self._task_now: int | None = None
+        self._deliveries: dict[int, tuple[int | None, float]] = {}  # tag -> (task, t) on this channel
+        self._log = run.log
+
+    # --- inside the callback ----------------------------------------------------
+    def do_work(self, seconds: float, scale: float) -> None:
+        duration = seconds / self.spec.speed
+        for f in self.faults.triggered(self._task_now):
+            if f.kind == "slow":
+                duration *= f.factor
+            elif f.kind == "hang":
+                duration = max(duration, f.seconds)
+            elif f.kind == "crash":
+                self._sleep(duration * scale / 2)
+                raise WorkerCrashed(f"injected crash on task {self._task_now}")
+            elif f.kind == "exception":
+                self._sleep(duration * scale / 2)
+                self._log.record(ev.ERROR, self.worker_id, self._task_now, detail="injected TaskFailed")
+                raise TaskFailed(f"injected failure on task {self._task_now}")
+        self._sleep(duration * scale)
+
+    def _sleep(self, seconds: float) -> None:
+        if self.stop_event.wait(seconds):
+            raise WorkerStopped()
+
+    def _on_message(self, channel, method, properties, body: bytes) -> None:
+        task = self.run_.task_of_message(properties, body)
+        self._task_now = task
+        self._deliveries[method.delivery_tag] = (task, time.monotonic())
+        self._log.record(ev.DELIVER, self.worker_id, task, tag=method.delivery_tag,
+                         redelivered=bool(method.redelivered))
+        ch = InstrumentedChannel(channel, self._log, self.worker_id,
+                                 lambda tag: self._deliveries.get(tag, (None, 0))[0],
+                                 self.run_.task_of_message)
+        try:
+            self.callback(ch, method, properties, body)
+        except (WorkerCrashed, WorkerStopped):
+            raise
+        except Exception as exc:  # the learner's callback raised: a real worker process would die here
+            self.output.write(traceback.format_exc())
+            raise _CallbackError(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            self._task_now = None
+        if self.auto_ack:
+            self._log.record(ev.DONE, self.worker_id, task, tag=method.delivery_tag)
+
+    # --- the thread's life --------------------------------------------------------
+    def run(self) -> None:
+        capture.register(self.output)
+        _context.worker = self
+        backoff = 0.2
+        first = True
+        try:
+            while not self.stop_event.is_set():
+                conn = None
+                try:
+                    conn = self.run_.broker.connect(heartbeat=30)
+                    channel = conn.channel()
+                    channel.basic_qos(prefetch_count=self.prefetch)
+                    self._deliveries.clear()
+                    channel.basic_consume(queue=self.run_.queue, on_message_callback=self._on_message,
+                                          auto_ack=self.auto_ack, arguments=self.run_.consumer_arguments)
+                    self._log.record(ev.READY if first else ev.RESTART, self.worker_id,
+                                     detail=f"prefetch={self.prefetch}")
+                    first, backoff = False, 0.2
+                    self.ready.set()
+                    while not self.stop_event.is_set():
+                        conn.process_data_events(time_limit=0.05)
+                    self._log.record(ev.STOP, self.worker_id)
+                    return
+                except WorkerStopped:
+                    self._log.record(ev.STOP, self.worker_id, detail="stopped mid-task; not acked")
+                    return
+                except WorkerCrashed as exc:
+                    self._log.record(ev.CRASH, self.worker_id, self._last_task(), detail=str(exc))
+                except _CallbackError as exc:
+                    self._log.record(ev.CRASH, self.worker_id, self._last_task(),
+                                     detail=f"callback raised {exc}")
+                except Exception as exc:
+                    if not self._on_connection_trouble(exc, first):
+                        return
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                    continue
+                finally:
+                    _close_quietly(conn)
+                # crashed: come back only if this worker restarts (like a supervisor would)
+                if not self.spec.restart:
+                    self.dead = True
+                    self.ready.set()
+                    return
+                self.stop_event.wait(0.05)
+        finally:
+            capture.unregister()
+            _context.worker = None
+
+    def _last_task(self) -> int | None:
+        if self._task_now is not None:
+            return self._task_now
+        return max(self._deliveries.items(), default=(0, (None, 0)))[1][0]
+
+    def _on_connection_trouble(self, exc: Exception, first: bool) -> bool:
+        """Record a broker-side closure or a lost connection; return whether to go on."""
+        import pika.exceptions as pe
+
+        if isinstance(exc, pe.ChannelClosedByBroker):
+            self._record_timeout(exc)
+            return True
+        if first and not self.ready.is_set() and not isinstance(exc, (pe.StreamLostError,
+                                                                       pe.ConnectionClosedByBroker)):
+            # could not even start: report it to the main thread instead of retrying forever
+            self.error = str(exc)
+            self.dead = True
+            self.ready.set()
+            return False
+        self._log.record(ev.RECONNECT, self.worker_id, detail=f"{type(exc).__name__}: {exc}")
+        return not self.stop_event.is_set()
+
+    def _record_timeout(self, exc) -> None:
+        """The broker closed the channel; when it was the ack timeout, say which deliveries it hit.
+
+        An ack sent after the broker closed the channel is ignored by the broker, so
+        every delivery older than the timeout counts as timed out, acked or not.
+        """
+        text = getattr(exc, "reply_text", str(exc))
+        timeout_s = _timeout_from_reply(text)
+        now = time.monotonic()
+        victims = [(tag, task) for tag, (task, t) in self._deliveries.items()
+                   if timeout_s is not None and now - t >= timeout_s]
+        if not victims:
+            self._log.record(ev.TIMEOUT, self.worker_id, self._last_task(), detail=text)
+        for tag, task in victims:
+            self._log.record(ev.TIMEOUT, self.worker_id, task, tag=tag, detail=text)
+
+
+class _CallbackError(Exception):
+    """The learner's callback raised; the worker dies as a real process would."""
+
+
+def _timeout_from_reply(text: str) -> float | None:
+    if "timed out" not in text:
+        return None
+    import re
+
+    m = re.search(r"Timeout value used:\s*(\d+)", text)
+    return int(m.group(1)) / 1000.0 if m else 0.0
+
+
+def _close_quietly(conn) -> None:
+    if conn is None:
+        return
+    with contextlib.suppress(Exception):
+        if conn.is_open:
+            conn.close()
