@@ -357,9 +357,8 @@ def explain_connection_error(exc: BaseException, url: str) -> LabError:
                         f"vhost or create it with `rabbitmqctl add_vhost {vhost}`.")
     if isinstance(inner, pe.IncompatibleProtocolError) or "IncompatibleProtocol" in repr(inner):
         return BrokerUnavailable(f"Something at {host}:{port} is not RabbitMQ's AMQP port; check the port (5672).")
-    if isinstance(inner, (ConnectionRefusedError, pe.AMQPConnectionError, OSError, TimeoutError)):
-        return BrokerUnavailable(f"No RabbitMQ answers at {host}:{port} ({where}); {HOW_TO_GET_A_BROKER}.")
-    return BrokerUnavailable(f"Could not connect to {where}: {type(inner).__name__}: {text}; {HOW_TO_GET_A_BROKER}.")
+    # refused, timed out, reset: nothing usable listens there
+    return BrokerUnavailable(f"No RabbitMQ answers at {host}:{port} ({where}); {HOW_TO_GET_A_BROKER}.")
 
 
 def _wait_for_port(url: str, timeout: float) -> None:

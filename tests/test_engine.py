@@ -1,0 +1,122 @@
+"""The lab engine against the real broker: the outcomes the lesson promises."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import workqueue_lab as lab
+from workqueue_lab import events as ev
+
+from helpers import lab_threads, wait_until
+
+SLOW = 1 / 2.75  # a slow worker takes 2.75 s per one-dot task: no ties with the fast one
+
+
+def test_lesson_tasks_go_round_robin_over_two_workers(clean):
+    for prefetch in (1, 0):
+        result = lab.run(lab.lesson_callback, tasks=lab.LESSON_TASKS, workers=2, prefetch=prefetch,
+                         progress=False)
+        assert result.tasks_by_worker() == {1: [1, 3], 2: [2, 4]}, prefetch
+        assert result.lost == [] and result.duplicates == 0
+
+
+def test_worker_output_is_kept_per_worker_not_printed(clean, capfd):
+    result = lab.run(lab.lesson_callback, workers=2, progress=False)
+    out, err = capfd.readouterr()
+    assert "Received" not in out + err
+    assert result.outputs[1].splitlines() == [" [x] Received 'Task 1.'", " [x] Done",
+                                              " [x] Received 'Task 3...'", " [x] Done"]
+    assert "Task 2.." in result.outputs[2]
+
+
+def test_crash_mid_task_is_redelivered_and_done_by_the_other_worker(clean):
+    crashy = lab.WorkerSpec(faults=(lab.fault("crash", tasks=1),))
+    result = lab.run(lab.lesson_callback, workers=[crashy, lab.WorkerSpec()], progress=False)
+    crash = result.of_kind(ev.CRASH)
+    assert [(e.worker, e.task) for e in crash] == [(1, 1)]
+    again = [e for e in result.of_kind(ev.DELIVER) if e.task == 1 and e.redelivered]
+    assert [e.worker for e in again] == [2]
+    assert sorted(result.tasks_by_worker()[2]) == [1, 2, 3, 4]
+    assert result.lost == []
+
+
+def test_prefetch_0_vs_1_reproduces_the_lessons_pictures(clean, monkeypatch):
+    monkeypatch.setenv("WORKQUEUE_LAB_TIME_SCALE", "0.2")  # enough margin for exact lists
+    tasks = lab.numbered_tasks([1] * 8)
+    unfair = lab.run(lab.lesson_callback, tasks=tasks, workers=[SLOW, 1.0], prefetch=0, progress=False)
+    assert unfair.tasks_by_worker() == {1: [1, 3, 5, 7], 2: [2, 4, 6, 8]}
+    fair = lab.run(lab.lesson_callback, tasks=tasks, workers=[SLOW, 1.0], prefetch=1, progress=False)
+    assert fair.tasks_by_worker() == {1: [1, 5], 2: [2, 3, 4, 6, 7, 8]}
+    assert fair.makespan() < unfair.makespan()
+
+
+def test_nack_with_requeue_retries_and_reject_drops(clean):
+    flaky = lab.WorkerSpec(faults=(lab.fault("exception", tasks=2, times=1),))
+    result = lab.run(lab.requeue_on_error, workers=[flaky], progress=False)
+    nacks = result.of_kind(ev.NACK)
+    assert [(e.task, e.requeue) for e in nacks] == [(2, True)]
+    assert sorted(result.completed) == [1, 2, 3, 4]
+
+    result = lab.run(lab.reject_on_error, workers=[flaky], progress=False)
+    assert [(e.task, e.requeue) for e in result.of_kind(ev.NACK)] == [(2, False)]
+    assert sorted(result.completed) == [1, 3, 4]
+    assert result.lost == []  # rejected on purpose is not lost
+
+
+def test_auto_ack_crash_loses_the_buffered_messages(clean):
+    crashy = lab.WorkerSpec(faults=(lab.fault("crash", tasks=1),))
+    tasks = lab.numbered_tasks([2] * 6)
+    result = lab.run(lab.auto_ack_callback, tasks=tasks, workers=[crashy, lab.WorkerSpec()], prefetch=0,
+                     ack="auto", progress=False)
+    # worker 1 held 1, 3, 5 when it died; auto-ack already removed them from the queue
+    assert result.lost == [1, 3, 5]
+    assert sorted(result.completed) == [2, 4, 6]
+
+
+def test_three_runs_leave_no_threads_and_no_connections(clean):
+    threads_before = threading.active_count()
+    conns_before = clean.connection_count()
+    for _ in range(3):
+        lab.run(lab.lesson_callback, workers=3, progress=False)
+    assert lab_threads() == []
+    assert threading.active_count() == threads_before
+    if conns_before is not None:
+        assert wait_until(lambda: clean.connection_count() == conns_before), clean.connection_count()
+
+
+def test_starting_a_run_stops_the_previous_one(clean):
+    first = lab.start(lab.lesson_callback, workers=2)
+    assert len(lab_threads()) == 2
+    second = lab.start(lab.lesson_callback, workers=1)
+    assert all(not w.is_alive() for w in first.workers)
+    assert len(lab_threads()) == 1
+    second.stop()
+    assert lab_threads() == []
+
+
+def test_stop_returns_unacked_messages_to_the_queue(clean):
+    r = lab.start(lab.forgetful_callback, workers=1, prefetch=0)
+    r.publish()
+    assert wait_until(lambda: r.log.count(ev.DELIVER) == 4)
+    r.stop()
+    stats = clean.queue_stats(r.queue)
+    assert (stats.ready, stats.consumers) == (4, 0)
+
+
+def test_queue_names_carry_the_learners_prefix(clean):
+    result = lab.run(lab.lesson_callback, workers=1, progress=False)
+    assert result.queue == os.environ["WORKQUEUE_LAB_PREFIX"] + "task_queue"
+
+
+def test_queue_with_other_arguments_gives_one_sentence(clean):
+    with clean.channel() as ch:
+        ch.queue_declare(queue=lab.settings.name("lab_queue"), durable=True,
+                         arguments={"x-max-length": 5})
+    try:
+        lab.run(lab.lesson_callback, queue="lab_queue", progress=False)
+    except lab.LabError as exc:
+        assert "already exists with other settings" in str(exc) and "lab.reset()" in str(exc)
+    else:
+        raise AssertionError("expected a LabError")
+    assert lab_threads() == []

@@ -1,0 +1,150 @@
+"""The `workqueue-lab` command: broker status|start|stop|reset, new-task, worker.
+
+Errors a user can fix print one line and exit with status 1; no stack traces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from .errors import LabError
+
+
+def _broker_status(args: argparse.Namespace) -> int:
+    from .broker import find_broker
+
+    b = find_broker(args.force)
+    stats = b.queue_stats(_queue(args.queue))
+    print(f"RabbitMQ {b.version} ({b.kind}) at {b.masked_url}")
+    print(f"management UI: {b.mgmt_ui_link() or 'not available'}")
+    print(f"queue {stats.name}: ready={stats.ready} unacked={stats.unacked} consumers={stats.consumers}")
+    return 0
+
+
+def _broker_start(args: argparse.Namespace) -> int:
+    from .broker import find_broker
+
+    b = find_broker(args.force)
+    print(f"RabbitMQ {b.version} ({b.kind}) ready at {b.masked_url}")
+    return 0
+
+
+def _broker_stop(args: argparse.Namespace) -> int:
+    from . import private_node
+
+    if private_node.stop():
+        print("Stopped the lab's private RabbitMQ node.")
+    else:
+        print("No private node of the lab was running; other brokers are left alone.")
+    return 0
+
+
+def _broker_reset(args: argparse.Namespace) -> int:
+    from .broker import find_broker
+
+    deleted = find_broker(args.force).reset()
+    print("Deleted: " + (", ".join(deleted) if deleted else "nothing (no lab queues or exchanges found)"))
+    return 0
+
+
+def _queue(name: str) -> str:
+    from . import settings
+
+    return settings.name(name)
+
+
+def _new_task(args: argparse.Namespace) -> int:
+    from .broker import find_broker
+    from .producer import publish
+
+    broker = find_broker()
+    queue = _queue(args.queue)
+    with broker.channel() as ch:
+        ch.queue_declare(queue=queue, durable=True)
+    message = " ".join(args.message) or "Hello World!"
+    publish(broker, queue, [message], persistent=not args.transient)
+    print(f" [x] Sent {message!r}")
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """The lesson's worker loop on one connection in this process's main thread."""
+    from .broker import find_broker
+    from .callbacks import lesson_callback
+    from .scenario import check_prefetch
+
+    prefetch = check_prefetch(args.prefetch)
+    conn = find_broker().connect()
+    channel = conn.channel()
+    queue = _queue(args.queue)
+    channel.queue_declare(queue=queue, durable=True)
+    channel.basic_qos(prefetch_count=prefetch)
+    channel.basic_consume(queue=queue, on_message_callback=_flushing(lesson_callback))
+    print(" [*] Waiting for messages. To exit press CTRL+C", flush=True)
+    try:
+        channel.start_consuming()
+    except KeyboardInterrupt:
+        print(" [*] Stopping; unacknowledged tasks go back to the queue.")
+    finally:
+        if conn.is_open:
+            conn.close()
+    return 0
+
+
+def _flushing(callback):
+    def wrapped(ch, method, properties, body):
+        callback(ch, method, properties, body)
+        sys.stdout.flush()
+
+    return wrapped
+
+
+def _prefetch(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; use e.g. 1") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="workqueue-lab", description="RabbitMQ Work Queues lab")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    broker = sub.add_parser("broker", help="find, start, stop or clean the course's RabbitMQ")
+    bsub = broker.add_subparsers(dest="action", required=True)
+    for name, func, help_ in (("status", _broker_status, "where the broker is and the task queue's counts"),
+                              ("start", _broker_start, "find a broker or start a private node"),
+                              ("stop", _broker_stop, "stop the lab's private node (only that)"),
+                              ("reset", _broker_reset, "delete the lab's own queues and exchanges")):
+        sp = bsub.add_parser(name, help=help_)
+        sp.add_argument("--force", choices=("url", "local", "docker", "private"), default=None,
+                        help="use only this way of finding a broker")
+        sp.add_argument("--queue", default="task_queue")
+        sp.set_defaults(func=func)
+
+    nt = sub.add_parser("new-task", help="send one task (each '.' is a second of work)")
+    nt.add_argument("message", nargs="*")
+    nt.add_argument("--queue", default="task_queue")
+    nt.add_argument("--transient", action="store_true", help="do not persist the message to disk")
+    nt.set_defaults(func=_new_task)
+
+    wk = sub.add_parser("worker", help="consume tasks like the lesson's worker (Ctrl-C stops)")
+    wk.add_argument("--queue", default="task_queue")
+    wk.add_argument("--prefetch", type=_prefetch, default=1)
+    wk.set_defaults(func=_worker)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except LabError as exc:
+        print(f"workqueue-lab: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
