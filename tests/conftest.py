@@ -8,6 +8,7 @@ never touch a learner's queues.
 from __future__ import annotations
 
 import os
+
 import pytest
 
 os.environ.setdefault("WORKQUEUE_LAB_TIME_SCALE", "0.05")

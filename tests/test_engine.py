@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import threading
 
+from helpers import lab_threads, wait_until
+
 import workqueue_lab as lab
 from workqueue_lab import events as ev
-
-from helpers import lab_threads, wait_until
 
 SLOW = 1 / 2.75  # a slow worker takes 2.75 s per one-dot task: no ties with the fast one
 

@@ -6,7 +6,7 @@ real channel's, so ``ch.basic_ack(delivery_tag=method.delivery_tag)`` is plain p
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from . import events as ev
 

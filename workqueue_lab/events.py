@@ -9,8 +9,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 # Event kinds.  Strings, so a table of events reads well without a lookup.
 PUBLISH = "publish"  # producer published a task

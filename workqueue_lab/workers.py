@@ -12,7 +12,8 @@ import contextlib
 import threading
 import time
 import traceback
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from . import capture, settings
 from . import events as ev

@@ -1,0 +1,88 @@
+"""The lesson's two programs and the `workqueue-lab` command, run as a learner runs them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+
+
+def _py(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=_env(), capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL, **kw)
+
+
+def test_two_terminal_workers_split_the_lessons_tasks(clean, tmp_path):
+    logs = [tmp_path / f"worker{i}.log" for i in (1, 2)]
+    procs = []
+    try:
+        for log in logs:
+            procs.append(subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=_env(),
+                                          stdout=log.open("w"), stderr=subprocess.STDOUT,
+                                          stdin=subprocess.DEVNULL))
+            assert wait_until(lambda log=log: "Waiting for messages" in log.read_text(), timeout=15)
+        for task in ("Task 1.", "Task 2..", "Task 3...", "Task 4...."):
+            sent = _py("new_task.py", task)
+            assert sent.returncode == 0 and f"Sent '{task}'" in sent.stdout
+        assert wait_until(lambda: sum(log.read_text().count("Done") for log in logs) == 4, timeout=20)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            p.wait(10)
+    got = [[t for t in ("Task 1.'", "Task 2..'", "Task 3...'", "Task 4....'") if t in log.read_text()]
+           for log in logs]
+    assert got == [["Task 1.'", "Task 3...'"], ["Task 2..'", "Task 4....'"]]
+    assert all("Stopping" in log.read_text() for log in logs)
+    assert all(p.returncode == 0 for p in procs)
+
+
+def test_cli_new_task_and_status(clean):
+    sent = _py("-m", "workqueue_lab", "new-task", "Task", "9.")
+    assert sent.returncode == 0, sent.stderr
+    status = _py("-m", "workqueue_lab", "broker", "status")
+    assert status.returncode == 0
+    assert "ready=1" in status.stdout and ":***@" in status.stdout
+    assert "guest:guest" not in status.stdout
+
+
+@pytest.mark.parametrize("args, env, words", [
+    (["worker", "--prefetch", "-3"], {}, "negative"),
+    (["broker", "status"], {"WORKQUEUE_LAB_URL": "amqp://guest:hunter2@127.0.0.1:1/%2F"}, "No RabbitMQ answers"),
+    (["broker", "status"], {"WORKQUEUE_LAB_URL": "amqp://eve:hunter2@127.0.0.1:5672/%2F"}, "refused user 'eve'"),
+    (["broker", "status", "--force", "url"], {"WORKQUEUE_LAB_URL": ""}, "is empty"),
+])
+def test_cli_errors_are_one_line_without_secrets(args, env, words):
+    proc = subprocess.run([sys.executable, "-m", "workqueue_lab", *args], cwd=ROOT,
+                          env={**_env(), **env}, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 1
+    assert words in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "hunter2" not in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_cli_worker_consumes_until_interrupted(clean):
+    assert _py("-m", "workqueue_lab", "new-task", "Task 1.").returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "workqueue_lab", "worker"], cwd=ROOT, env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL)
+    time.sleep(0.3)
+    assert wait_until(lambda: clean.queue_stats(os.environ["WORKQUEUE_LAB_PREFIX"] + "task_queue").ready == 0,
+                      timeout=15)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=10)
+    assert "Received 'Task 1.'" in out and "Done" in out and proc.returncode == 0
