@@ -414,6 +414,8 @@ def _locate(force: str | None) -> Broker:
     from . import private_node
 
     if private_node.server_script() is not None:
+        if private_node.running() is None:  # booting (Binder) or not started: say why we wait
+            print("Waiting for the lab's private RabbitMQ node to start (about 5-10 s)...", flush=True)
         node = private_node.start()
         return Broker(node.url, "private", node.mgmt_url.replace("http://", "http://guest:guest@"), node)
     raise BrokerUnavailable(f"No RabbitMQ found: nothing on 127.0.0.1:5672, no Docker engine, no rabbitmq-server "
