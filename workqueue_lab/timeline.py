@@ -1,0 +1,478 @@
+"""Pictures of a run: who did which task when, how work was shared, how the queue filled up.
+
+Every function reads only the event log (``workqueue_lab.events``); nothing here
+imports pika or talks to a broker, so the same pictures draw a real run and a
+model's prediction.  matplotlib is imported lazily, inside the functions.
+
+How a figure shows up in a notebook
+-----------------------------------
+Figures are built with ``matplotlib.figure.Figure`` and a ``FigureCanvasAgg``,
+never with pyplot, so they are not registered in pyplot's global figure list:
+the inline backend does not show them again at the end of the cell, and no
+``plt.close`` is needed.  The returned object is a ``LabFigure`` -- a plain
+``Figure`` subclass that adds ``_repr_png_``.  Returned as the last expression
+of a cell it shows exactly one image, whether or not the inline backend has been
+activated (a bare ``Figure`` would show as ``<Figure size ...>`` text until
+something imports pyplot; once it has, IPython's own PNG printer for figures is
+used instead of ``_repr_png_`` -- still one image).  Save it with ``fig.savefig``.
+Checked by executing notebooks with ipykernel 7.4 / matplotlib 3.11: one PNG per
+cell with and without ``%matplotlib inline``.  Only if you pass a pyplot Axes
+(``ax=``) does pyplot also show that figure at the end of the cell, as it always
+does; end the line with ``;`` then.
+
+Marks on the timeline (the legend lists only those present)
+-----------------------------------------------------------
+* bar: one attempt, coloured by task (same task, same colour on every worker; 8 colours cycle)
+* hatched bar: a redelivered attempt (the label reads ``↻ 3``); past 300 of them, a dark top
+  strip instead, because hatching is slow
+* faint bar with a dashed edge: still open at the end of the log (never acked)
+* orange ``↩``: nack/reject with requeue; orange ``x``: nack/reject, dropped
+* red ``✕``: the worker crashed; purple diamond: the broker closed the channel
+* squares on the bottom "dead letters" lane: messages that reached a dead-letter queue
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+
+from . import events as ev
+
+__all__ = ["plot_timeline", "plot_distribution", "plot_queue_depth", "compare"]
+
+XLABEL = "seconds since the first publish"
+DEAD_LETTER_LANE = "dead letters"
+
+# Task colours: Tableau 10 without its red and orange (kept for crash and nack marks), lightened so
+# black labels stay readable.  They cycle every 8 tasks.
+_TASK_COLORS = ("#4e79a7", "#edc948", "#59a14f", "#b07aa1", "#76b7b2", "#ff9da7", "#9c755f", "#bab0ac")
+_UNKNOWN_TASK = "#dcdcdc"
+_NACK = "#f28e2b"
+_CRASH = "#d62728"
+_TIMEOUT = "#7b3294"
+_INK = "#333333"
+
+_LANE_IN = 0.42  # figure height per lane, inches
+_WIDTH_IN = 9.5
+_DENSE = 2000  # above this many bars: no bar outlines (they would turn everything grey, and cost time)
+_HATCH_MAX = 300  # above this many redelivered bars: a dark strip instead of hatching (hatching is slow)
+
+_figure_class = None
+
+
+def _new_figure(width: float, height: float):
+    """A pyplot-free figure with an Agg canvas (see the module docstring)."""
+    global _figure_class
+    if _figure_class is None:
+        from matplotlib.figure import Figure
+
+        class LabFigure(Figure):
+            """A matplotlib Figure that shows itself once as a PNG when a notebook cell returns it."""
+
+            def _repr_png_(self) -> bytes:
+                buf = io.BytesIO()
+                self.savefig(buf, format="png", dpi=100)
+                return buf.getvalue()
+
+        LabFigure.__module__ = __name__
+        LabFigure.__qualname__ = "LabFigure"
+        _figure_class = LabFigure
+        globals()["LabFigure"] = LabFigure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = _figure_class(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def __getattr__(name: str):  # LabFigure is created on first use, so importing stays cheap
+    if name == "LabFigure":
+        _new_figure(1, 1)
+        return _figure_class
+    raise AttributeError(name)
+
+
+def _palette():
+    import numpy as np
+    from matplotlib.colors import to_rgba_array
+
+    base = to_rgba_array(_TASK_COLORS)
+    base[:, :3] = base[:, :3] * 0.7 + 0.3  # toward white
+    return base, np.array(to_rgba_array(_UNKNOWN_TASK)[0])
+
+
+def task_color(task: int | None):
+    """The RGBA colour a task gets on every picture (cycles every 8 tasks)."""
+    pal, unknown = _palette()
+    return tuple(unknown) if task is None else tuple(pal[(task - 1) % len(pal)])
+
+
+def _origin(evs: Sequence[ev.Event]) -> float:
+    publish = [e.t for e in evs if e.kind == ev.PUBLISH]
+    if publish:
+        return min(publish)
+    return min((e.t for e in evs), default=0.0)
+
+
+def _workers(evs: Sequence[ev.Event]) -> list[int]:
+    return sorted({e.worker for e in evs if e.worker is not None and e.kind != ev.DEAD_LETTER})
+
+
+def _style_axes(ax) -> None:
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    ax.tick_params(axis="y", length=0)
+    ax.grid(axis="x", color="#e6e6e6", linewidth=0.8)
+    ax.set_axisbelow(True)
+
+
+def _status(evs: Sequence[ev.Event], atts: Sequence[ev.Attempt], t0: float) -> str:
+    """'all done after 3.4 s' when every published task was acked, else how many are not."""
+    settled = [a for a in atts if a.outcome in ev.SETTLED and a.end is not None]
+    if not settled:
+        return ""
+    span = max(a.end for a in settled) - t0
+    pending = set(ev.published(evs)) - {a.task for a in settled}
+    if pending:
+        return f"{len(pending)} not done, last ack after {span:.1f} s"
+    return f"all done after {span:.1f} s"
+
+
+def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_axis: bool = True,
+                   own_figure: bool = False, key: str | None = None) -> float:
+    """Draw one run into ``ax``; return the span of the x axis (seconds).
+
+    ``title=None`` makes one up ("4 tasks on 2 workers · all done after 3.4 s");
+    with ``key`` it reads "<key> · all done after 3.4 s".
+    """
+    import numpy as np
+    from matplotlib.collections import PolyCollection
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    evs = list(events)
+    atts = ev.attempts(evs)
+    workers = _workers(evs)
+    dead = [e for e in evs if e.kind == ev.DEAD_LETTER]
+    t0 = _origin(evs)
+    t_end = max((e.t for e in evs), default=t0)
+    span = max(t_end - t0, 1e-3)
+
+    if title is None:
+        status = _status(evs, atts, t0)
+        if key is not None:
+            head = str(key)
+        else:
+            tasks = len(set(ev.published(evs))) or len({a.task for a in atts if a.task is not None})
+            head = f"{tasks} task{'s' * (tasks != 1)} on {len(workers)} worker{'s' * (len(workers) != 1)}"
+        title = f"{head}  ·  {status}" if status else head
+
+    lanes = {w: i for i, w in enumerate(workers)}
+    labels = [f"worker {w}" for w in workers]
+    if dead:
+        labels.append(DEAD_LETTER_LANE)
+    n_lanes = max(len(labels), 1)
+
+    _style_axes(ax)
+    for i in range(0, n_lanes, 2):  # faint bands make lanes easy to follow across the page
+        ax.axhspan(i - 0.5, i + 0.5, color="#f5f6f8", zorder=0, linewidth=0)
+    if dead:
+        ax.axhline(len(workers) - 0.5, color="#bbbbbb", linewidth=0.8, zorder=1)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_ylim(n_lanes - 0.5, -0.5)  # worker 1 at the top
+    ax.set_xlim(-0.01 * span, span * 1.02)
+    if label_axis:
+        ax.set_xlabel(XLABEL)
+    if title:
+        ax.set_title(title, loc="left", fontsize=11, color=_INK)
+    if not evs:
+        ax.text(0.5, 0.5, "no events yet", transform=ax.transAxes, ha="center", va="center", color="#888888")
+        return span
+
+    handles: list = []
+    n = len(atts)
+    dense = n > _DENSE
+    if n:
+        pal, unknown = _palette()
+        table = np.array([(a.start, t_end if a.end is None else a.end, lanes[a.worker],
+                           0 if a.task is None else a.task, a.redelivered, a.end is None) for a in atts],
+                         dtype=float)
+        start = table[:, 0] - t0
+        end = np.maximum(table[:, 1] - t0, start + span * 0.002)  # a zero-length attempt stays visible
+        y = table[:, 2]
+        task = table[:, 3].astype(np.int64)
+        redelivered = table[:, 4].astype(bool)
+        is_open = table[:, 5].astype(bool)
+
+        face = pal[(task - 1) % len(pal)]
+        face[task == 0] = unknown
+        edge = face.copy()
+        edge[:, :3] *= 0.55  # a darker shade of the bar's own colour
+        verts = _rects(start, end, y, 0.36)
+        # Hatching costs ~1 ms a bar in Agg; past _HATCH_MAX redelivered bars get a dark top strip instead.
+        hatch = redelivered.sum() <= _HATCH_MAX
+        for red in (False, True):
+            for opn in (False, True):
+                sel = (redelivered == red) & (is_open == opn)
+                if not sel.any():
+                    continue
+                fc = face[sel].copy()
+                if opn:
+                    fc[:, 3] = 0.35
+                coll = PolyCollection(
+                    verts[sel], closed=True, facecolors=fc, edgecolors=edge[sel],
+                    linewidths=0 if dense and not opn else (1.1 if opn else 0.7),
+                    linestyles="--" if opn else "-", zorder=2,
+                )
+                coll.set_gid("attempts-open" if opn else ("attempts-redelivered" if red else "attempts"))
+                if red and hatch:
+                    coll.set_hatch("////")
+                    if hasattr(coll, "set_hatchcolor"):  # matplotlib >= 3.10
+                        coll.set_hatchcolor((1, 1, 1, 0.9))
+                        coll.set_hatch_linewidth(1.3)
+                ax.add_collection(coll, autolim=False)
+        if redelivered.any() and hatch:
+            handles.append(Patch(facecolor="#bbbbbb", edgecolor="#777777", hatch="////", label="redelivered"))
+        elif redelivered.any():
+            strip = _rects(start[redelivered], end[redelivered], y[redelivered] - 0.28, 0.08)
+            coll = PolyCollection(strip, closed=True, facecolors=_INK, linewidths=0, zorder=3)
+            coll.set_gid("redelivered-strip")
+            ax.add_collection(coll, autolim=False)
+            handles.append(Patch(facecolor="#bbbbbb", edgecolor=_INK, linewidth=2.5,
+                                 label="redelivered (dark top)"))
+        if is_open.any():
+            handles.append(Patch(facecolor=(0.6, 0.6, 0.6, 0.35), edgecolor="#666666", linestyle="--",
+                                 label="still open (no ack yet)"))
+
+    def marks(x, yv, gid, label, **style):
+        if len(x) == 0:
+            return
+        if len(x) > 200:  # crowded: smaller marks, no outline
+            style = {**style, "markersize": style["markersize"] * 0.6}
+        elif style.get("markeredgecolor") != "white":  # a white outline underneath keeps it readable
+            ax.add_line(Line2D(x, yv, linestyle="none", zorder=5, marker=style["marker"],
+                               markersize=style["markersize"], color="white", markeredgecolor="white",
+                               markeredgewidth=style.get("markeredgewidth", 1) + 2.4))
+        ax.add_line(Line2D(x, yv, linestyle="none", zorder=6, gid=gid, **style))
+        handles.append(Line2D([], [], linestyle="none", label=label, **style))
+
+    def at_end(kinds, requeue):
+        pts = {(a.end - t0, lanes[a.worker]) for a in atts
+               if a.outcome in kinds and a.end is not None and bool(a.requeue) == requeue}
+        return [p[0] for p in pts], [p[1] for p in pts]
+
+    x, yv = at_end((ev.NACK, ev.REJECT), True)
+    marks(x, yv, "nack-requeue", "nack/reject → requeued", marker="$↩$", markersize=11,
+          color=_NACK, markeredgewidth=0.3)
+    x, yv = at_end((ev.NACK, ev.REJECT), False)
+    marks(x, yv, "nack-drop", "nack/reject → dropped", marker="x", markersize=8,
+          markeredgewidth=2.2, color=_NACK)
+    for kind, gid, label, style in (
+        (ev.CRASH, "crash", "worker crashed", dict(marker="X", markersize=11, color=_CRASH,
+                                                    markeredgecolor="white", markeredgewidth=0.8)),
+        (ev.TIMEOUT, "timeout", "channel closed (timeout)", dict(marker="D", markersize=7, color=_TIMEOUT,
+                                                                 markeredgecolor="white",
+                                                                 markeredgewidth=0.8)),
+    ):
+        pts = [(e.t - t0, lanes[e.worker]) for e in evs if e.kind == kind and e.worker in lanes]
+        marks([p[0] for p in pts], [p[1] for p in pts], gid, label, **style)
+
+    if dead:
+        y_dead = len(workers)
+        x = np.array([e.t - t0 for e in dead])
+        colors = np.array([task_color(e.task) for e in dead])
+        colors[:, :3] *= 0.85
+        ax.scatter(x, np.full(len(x), y_dead), marker="s", s=60, c=colors, edgecolors=_INK,
+                   linewidths=0.8, zorder=5, gid="dead-letter")
+        handles.append(Line2D([], [], linestyle="none", marker="s", markersize=7, color="#bbbbbb",
+                              markeredgecolor=_INK, label="dead-lettered"))
+        if len(dead) <= max_label_tasks:
+            for e, xi in zip(dead, x, strict=True):
+                if e.task is not None:
+                    ax.annotate(str(e.task), (xi, y_dead), xytext=(0, 8), textcoords="offset points",
+                                ha="center", va="bottom", fontsize=8, color=_INK)
+
+    if handles:
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+                  fontsize=9, handlelength=1.6, borderaxespad=0)
+    if n and n <= max_label_tasks:
+        # Label only bars wide enough to hold their text (text is slow, and clutters when bars are thin).
+        # The axes' final width is known only after layout, so estimate it from the figure.
+        fig_w = ax.figure.get_figwidth()
+        if own_figure:
+            axes_w_in = fig_w - 1.1 - (2.0 if handles else 0.0)
+        else:
+            axes_w_in = ax.get_position().width * fig_w
+        in_per_s = max(axes_w_in, 1.0) / (span * 1.03)
+        for i, a in enumerate(atts):
+            text = "?" if a.task is None else str(a.task)
+            if a.redelivered:
+                text = "↻ " + text
+            if (end[i] - start[i]) * in_per_s >= len(text) * 9 * 0.6 / 72 + 0.08:
+                ax.text((start[i] + end[i]) / 2, y[i], text, ha="center", va="center",
+                        fontsize=9, color=_INK, zorder=4, clip_on=True)
+    return span
+
+
+def _rects(x0, x1, y, half_height):
+    """(n, 4, 2) vertices of n axis-aligned rectangles, built in numpy (no per-bar Python)."""
+    import numpy as np
+
+    verts = np.empty((len(x0), 4, 2))
+    verts[:, 0, 0] = verts[:, 1, 0] = x0
+    verts[:, 2, 0] = verts[:, 3, 0] = x1
+    verts[:, 0, 1] = verts[:, 3, 1] = y + half_height
+    verts[:, 1, 1] = verts[:, 2, 1] = y - half_height
+    return verts
+
+
+def _height(n_lanes: int) -> float:
+    return min(max(1.3 + _LANE_IN * n_lanes, 2.2), 9.0)
+
+
+def plot_timeline(events: Iterable[ev.Event], ax=None, title: str | None = None, max_label_tasks: int = 40):
+    """One lane per worker, one bar per attempt at a task; returns the Figure.
+
+    ``events`` is an EventLog or any list of events.  Pass ``ax`` to draw into an
+    existing matplotlib Axes (its figure is returned); ``title=""`` for none.
+    """
+    evs = list(events)
+    own = ax is None
+    if own:
+        n_lanes = len(_workers(evs)) + any(e.kind == ev.DEAD_LETTER for e in evs)
+        fig = _new_figure(_WIDTH_IN, _height(n_lanes))
+        ax = fig.add_subplot()
+    _draw_timeline(ax, evs, title, max_label_tasks, own_figure=own)
+    return ax.figure
+
+
+def compare(runs: dict[str, Iterable[ev.Event]], max_label_tasks: int = 40, title: str | None = None):
+    """Several timelines stacked on one shared x axis, each titled by its key; returns the Figure.
+
+    ``compare({"prefetch 0": run0.events, "prefetch 1": run1.events})``
+    """
+    if not runs:
+        raise ValueError("compare() needs at least one run, e.g. compare({'prefetch 1': events})")
+    data = {key: list(events) for key, events in runs.items()}
+    lanes = [max(len(_workers(e)) + any(x.kind == ev.DEAD_LETTER for x in e), 1) for e in data.values()]
+    height = min(sum(0.75 + _LANE_IN * n for n in lanes) + 0.6, 14.0)
+    fig = _new_figure(_WIDTH_IN, height)
+    axes = fig.subplots(len(data), 1, sharex=True, squeeze=False,
+                        height_ratios=[n + 1.2 for n in lanes])[:, 0]
+    spans = []
+    for i, (ax, (key, evs)) in enumerate(zip(axes, data.items(), strict=True)):
+        spans.append(_draw_timeline(ax, evs, None, max_label_tasks, label_axis=i == len(data) - 1,
+                                    own_figure=True, key=key))
+        if i < len(data) - 1:
+            ax.tick_params(axis="x", labelbottom=False)
+    longest = max(spans)
+    axes[0].set_xlim(-0.01 * longest, longest * 1.02)
+    if title:
+        fig.suptitle(title, x=0.01, ha="left", fontsize=12, color=_INK)
+    return fig
+
+
+def plot_distribution(events: Iterable[ev.Event], ax=None, title: str | None = "Tasks per worker"):
+    """Tasks completed per worker, failed and still-open attempts stacked on top; returns the Figure.
+
+    A dashed line marks an even share of the completed tasks, so uneven dispatch shows at a glance.
+    """
+    import numpy as np
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    evs = list(events)
+    atts = ev.attempts(evs)
+    workers = _workers(evs)
+    if ax is None:
+        fig = _new_figure(min(3.6 + 0.85 * max(len(workers), 2), _WIDTH_IN + 1), 3.4)
+        ax = fig.add_subplot()
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(axis="y", color="#e6e6e6", linewidth=0.8)
+    ax.set_axisbelow(True)
+    if title:
+        ax.set_title(title, loc="left", fontsize=11, color=_INK)
+    if not workers:
+        ax.text(0.5, 0.5, "no workers yet", transform=ax.transAxes, ha="center", va="center", color="#888888")
+        return ax.figure
+
+    def count(w, kinds):
+        return sum(1 for a in atts if a.worker == w and a.outcome in kinds)
+
+    x = np.arange(len(workers))
+    segments = [  # (counts, label, style)
+        ([count(w, ev.SETTLED) for w in workers], "completed", dict(facecolor="#4c78a8")),
+        ([count(w, (ev.NACK, ev.REJECT)) for w in workers], "nacked / rejected", dict(facecolor=_NACK)),
+        ([count(w, (ev.CRASH, ev.TIMEOUT)) for w in workers], "lost in a crash / timeout",
+         dict(facecolor=_CRASH, hatch="//", edgecolor="white", linewidth=0)),
+        ([count(w, ("open",)) for w in workers], "still open (no ack yet)",
+         dict(facecolor="#d9d9d9", edgecolor="#888888", linestyle="--", linewidth=1)),
+    ]
+    bottom = np.zeros(len(workers))
+    handles = []
+    for counts, label, style in segments:
+        counts = np.array(counts)
+        if counts.any() or label == "completed":
+            ax.bar(x, counts, bottom=bottom, width=0.62, **style)
+            handles.append(Patch(label=label, **style))
+            bottom = bottom + counts
+    done = np.array(segments[0][0])
+    redelivered = [sum(1 for a in atts if a.worker == w and a.redelivered) for w in workers]
+    if done.sum():
+        share = done.sum() / len(workers)
+        ax.axhline(share, color="#777777", linestyle="--", linewidth=1, zorder=3)
+        handles.append(Line2D([], [], color="#777777", linestyle="--", linewidth=1,
+                              label=f"even share ({share:.3g})"))
+    if len(workers) <= 16:
+        for xi, d, top, r in zip(x, done, bottom, redelivered, strict=True):
+            text = f"{d} done" + (f"\n↻ {r} redelivered" if r else "")
+            ax.annotate(text, (xi, top), xytext=(0, 3), textcoords="offset points", ha="center",
+                        va="bottom", fontsize=8, color=_INK)
+    ax.set_xticks(x, [f"worker {w}" for w in workers])
+    ax.set_ylabel("attempts")
+    ax.set_ylim(0, max(bottom.max(), 1) * 1.25)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              borderaxespad=0)
+    return ax.figure
+
+
+def plot_queue_depth(samples: Sequence[tuple[float, int, int]], ax=None,
+                     events: Iterable[ev.Event] | None = None, title: str | None = "Messages in the queue"):
+    """Ready and unacknowledged message counts over time; returns the Figure.
+
+    ``samples`` is a list of ``(t, ready, unacked)``.  Times are shown from the
+    first sample, or from the first publish when the run's ``events`` are given
+    (the samples must then use the event log's clock), so the picture lines up
+    with the timeline.
+    """
+    import numpy as np
+
+    if ax is None:
+        fig = _new_figure(_WIDTH_IN, 3.2)
+        ax = fig.add_subplot()
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(color="#e6e6e6", linewidth=0.8)
+    ax.set_axisbelow(True)
+    if title:
+        ax.set_title(title, loc="left", fontsize=11, color=_INK)
+    ax.set_ylabel("messages")
+    if not samples:
+        ax.text(0.5, 0.5, "no samples yet", transform=ax.transAxes, ha="center", va="center", color="#888888")
+        return ax.figure
+    data = np.array(sorted(samples), dtype=float)
+    if events is not None:
+        t0 = _origin(list(events))
+        ax.set_xlabel(XLABEL)
+    else:
+        t0 = data[0, 0]
+        ax.set_xlabel("seconds since the first sample")
+    t = data[:, 0] - t0
+    ax.plot(t, data[:, 1], drawstyle="steps-post", color="#4c78a8", linewidth=2, label="ready (waiting)")
+    ax.plot(t, data[:, 2], drawstyle="steps-post", color=_NACK, linewidth=2,
+            label="unacked (delivered, no ack yet)")
+    ax.fill_between(t, data[:, 2], step="post", color=_NACK, alpha=0.15, linewidth=0)
+    ax.set_ylim(0, max(data[:, 1:].max(), 1) * 1.15)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.legend(frameon=False, fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    return ax.figure
