@@ -30,7 +30,7 @@ _EXPORTS = {
     "EventLog": "events", "Event": "events", "attempts": "events", "tasks_by_worker": "events",
     "plot_timeline": "timeline", "compare": "timeline", "plot_distribution": "timeline",
     "plot_queue_depth": "timeline", "summary_table": "tables", "event_table": "tables",
-    "LabError": "errors",
+    "LabError": "errors", "predict": "model",
 }
 
 __all__ = [*_EXPORTS, "connect", "reset"]
