@@ -1,0 +1,156 @@
+"""The prefetch panel: controls -> Scenario -> a real run, clicked programmatically."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import pytest
+import traitlets
+from helpers import lab_threads
+
+import workqueue_lab as lab
+from workqueue_lab import events as ev
+from workqueue_lab import panel as lab_panel
+
+
+@pytest.fixture
+def fast(monkeypatch):
+    monkeypatch.setenv("WORKQUEUE_LAB_TIME_SCALE", "0.05")
+
+
+def test_importing_the_lab_does_not_load_ipywidgets():
+    code = "import sys, workqueue_lab; print('ipywidgets' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False"]
+
+
+def test_controls_have_stable_names_and_css_classes():
+    panel = lab_panel.Panel()
+    assert panel.run_button.description == "Run"
+    assert "wql-run" in panel.run_button._dom_classes
+    assert "wql-prefetch" in panel.prefetch._dom_classes
+    assert "wql-timeline" in panel.timeline._dom_classes
+    assert panel.prefetch.description == "prefetch"
+    assert [b.description for b in panel.failures.values()] == ["crash", "exception", "hang", "slow", "poison"]
+    bundle = panel._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert panel.widget._dom_classes == ("wql-panel",)
+
+
+def test_sliders_cannot_hold_invalid_values():
+    panel = lab_panel.Panel()
+    for slider, low, high in ((panel.prefetch, 0, 50), (panel.workers, 1, 6), (panel.count, 1, 40)):
+        slider.value = high + 100
+        assert slider.value == high
+        slider.value = low - 100
+        assert slider.value == low
+    panel.speeds[0].value = -5
+    assert panel.speeds[0].value == pytest.approx(0.1)
+    with pytest.raises(traitlets.TraitError):  # a Dropdown accepts only its options
+        panel.mix.value = "random"
+    panel.scenario()  # whatever was tried, the controls still describe a valid Scenario
+
+
+def test_speed_sliders_follow_the_worker_count_and_keep_their_values():
+    panel = lab_panel.Panel()
+    panel.speeds[0].value = 0.5
+    panel.workers.value = 4
+    assert [s.description for s in panel.speeds] == ["speed 1", "speed 2", "speed 3", "speed 4"]
+    assert list(panel.speed_box.children) == panel.speeds
+    panel.workers.value = 1
+    assert [s.value for s in panel.speeds] == [0.5]
+
+
+def test_scenario_describes_the_controls():
+    panel = lab_panel.Panel()
+    panel.workers.value = 3
+    panel.speeds[2].value = 2.0
+    panel.prefetch.value = 7
+    panel.mix.value = "mixed"
+    panel.count.value = 6
+    panel.failures["slow"].value = True
+    panel.failures["poison"].value = True
+    sc = panel.scenario()
+    assert sc.prefetch == 7
+    assert [w.speed for w in sc.workers] == [1.0, 1.0, 2.0]
+    assert [f.kind for f in sc.workers[0].faults] == ["slow"] and sc.workers[1].faults == ()
+    assert sc.tasks[0] == "Task 1." and sc.tasks[1] == lab.POISON["non-utf8"]
+    assert sc.tasks[2:] == ("Task 2..", "Task 3...", "Task 4....", "Task 5.", "Task 6..")
+    assert lab_panel.tasks_for("one long", 3) == ("Task 1........", "Task 2.", "Task 3.")
+
+
+def test_run_button_runs_what_the_controls_say(clean, fast):
+    panel = lab_panel.Panel(clean)
+    panel.workers.value = 3
+    panel.prefetch.value = 4
+    panel.count.value = 9
+    panel.run_button.click()
+    result = panel.last_result
+    assert panel.last_error is None
+    ready = result.of_kind(ev.READY)
+    assert sorted(e.worker for e in ready) == [1, 2, 3]
+    assert {e.detail for e in ready} == {"prefetch=4"}
+    assert sorted(result.completed) == list(range(1, 10))
+    assert panel.progress.value == 9 and panel.progress.bar_style == "success"
+    assert bytes(panel.timeline.value).startswith(b"\x89PNG")
+    assert "makespan" in panel.status.value and "<table" in panel.table.value
+    assert not panel.run_button.disabled
+    assert lab.live_threads() == 0
+
+
+def test_prefetch_one_keeps_the_long_task_from_blocking_others(clean, fast):
+    panel = lab_panel.Panel(clean)
+    panel.mix.value = "one long"
+    panel.count.value = 9
+    panel.workers.value = 3
+    for prefetch, expected in ((1, [1]), (0, [1, 4, 7])):
+        panel.prefetch.value = prefetch
+        panel.run_button.click()
+        assert panel.last_result.tasks_by_worker()[1] == expected, prefetch
+
+
+def test_reclicking_leaves_no_threads_behind(clean, fast):
+    panel = lab_panel.Panel(clean)
+    panel.count.value = 4
+    before = threading.active_count()
+    panel.run_button.click()
+    first = panel.last_result
+    panel.run_button.click()
+    assert panel.last_result is not first
+    assert lab.live_threads() == 0 and lab_threads() == []
+    assert threading.active_count() <= before
+
+
+@pytest.mark.parametrize("failure, check", [
+    ("crash", lambda r: r.count(ev.CRASH) == 1 and r.count(ev.RESTART) == 1 and r.redelivered),
+    ("exception", lambda r: [e.requeue for e in r.of_kind(ev.NACK)] == [True, True]),
+    ("poison", lambda r: [(e.task, e.requeue) for e in r.of_kind(ev.REJECT)] == [(2, False)]),
+    ("slow", lambda r: len(r.tasks_by_worker()[1]) < len(r.tasks_by_worker()[2])),
+])
+def test_failure_toggles_reach_worker_1(clean, fast, failure, check):
+    panel = lab_panel.Panel(clean)
+    panel.failures[failure].value = True
+    panel.count.value = 6
+    panel.run_button.click()
+    result = panel.last_result
+    assert panel.last_error is None
+    assert check(result), result.events
+    assert not result.lost and not result.timed_out
+    expected = 7 if failure == "poison" else 6
+    assert len(result.published) == expected
+
+
+def test_a_broken_broker_is_one_line_in_the_panel(fast):
+    class NoBroker:
+        def channel(self):
+            raise lab.LabError("RabbitMQ is not reachable at amqp://nowhere; start it first.")
+
+    panel = lab_panel.Panel(NoBroker())
+    panel.run_button.click()
+    assert panel.last_error == "LabError: RabbitMQ is not reachable at amqp://nowhere; start it first."
+    assert "not reachable" in panel.status.value and "\n" not in panel.status.value
+    assert panel.last_result is None and not panel.run_button.disabled
+    with pytest.raises(lab.LabError):
+        panel.run()
