@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 from . import events as ev
 from . import settings
 from .broker import Broker, QueueStats, find_broker
-from .errors import LabError
+from .errors import BrokerUnavailable, LabError
 from .producer import publish
 from .scenario import Scenario, WorkerSpec, check_prefetch, make_workers
 from .workers import Callback, WorkerThread
@@ -52,11 +53,14 @@ class Run:
             raise LabError(f"callback={callback!r} is not a function; pass your def callback(ch, method, "
                            "properties, body).")
         self.scenario = scenario.validate()
+        settings.time_scale()  # a bad WORKQUEUE_LAB_TIME_SCALE: one sentence now, not a crash in every worker
         self.callback = callback
         self.broker = broker or find_broker()
         self.queue = settings.name(scenario.queue)
         self.consumer_arguments = consumer_arguments
         self.log = ev.EventLog()
+        self.run_id = uuid.uuid4().hex[:8]  # in every message_id: a leftover from another run is not ours
+        self.waiting_before = 0
         self.workers: list[WorkerThread] = []
         self.samples: list[tuple[float, int, int | None]] = []  # (t, ready, unacked)
         self._task_ids: dict[str, int] = {}
@@ -68,9 +72,9 @@ class Run:
     # --- the task ids the lab follows -------------------------------------------------
     def task_of_message(self, properties, body: bytes) -> int | None:
         mid = getattr(properties, "message_id", None)
-        if mid is not None and mid in self._task_ids:
-            return self._task_ids[mid]
-        return self._body_ids.get(body)
+        if mid is not None:  # ours, or a leftover of another run (None: not this run's task)
+            return self._task_ids.get(mid)
+        return self._body_ids.get(body)  # republished without properties (a retry): known by its body
 
     # --- life cycle -----------------------------------------------------------------
     def start(self) -> Run:
@@ -99,23 +103,27 @@ class Run:
 
         try:
             with self.broker.channel() as ch:
-                ch.queue_declare(queue=self.queue, durable=self.scenario.durable,
-                                 arguments=self.scenario.queue_arguments)
+                ok = ch.queue_declare(queue=self.queue, durable=self.scenario.durable,
+                                      arguments=self.scenario.queue_arguments)
         except pe.ChannelClosedByBroker as exc:
             if exc.reply_code == 406:
                 raise LabError(f"Queue '{self.queue}' already exists with other settings ({exc.reply_text}); "
                                "delete it with lab.reset() or use another queue name.") from None
             raise LabError(f"RabbitMQ refused to declare '{self.queue}': {exc.reply_text}.") from None
         self.broker.remember("queue", self.queue)
+        self.waiting_before = ok.method.message_count
+        if self.waiting_before:  # never purge silently: say what the workers will also take
+            print(f"Note: {self.waiting_before} message(s) were already waiting in '{self.queue}' (an earlier "
+                  "run or another program); this run's workers take them too. lab.reset() empties the queue.")
 
     def publish(self, bodies: Sequence[str | bytes] | None = None, persistent: bool | None = None) -> list[int]:
         """Publish tasks (default: the scenario's); returns their task ids."""
         bodies = self.scenario.tasks if bodies is None else tuple(bodies)
         for offset, body in enumerate(bodies):
             task_id = self._next_id + offset
-            self._task_ids[str(task_id)] = task_id
+            self._task_ids[f"{self.run_id}-{task_id}"] = task_id
             self._body_ids.setdefault(body.encode() if isinstance(body, str) else body, task_id)
-        ids = publish(self.broker, self.queue, bodies, self.log, first_id=self._next_id,
+        ids = publish(self.broker, self.queue, bodies, self.log, first_id=self._next_id, id_prefix=self.run_id,
                       persistent=self.scenario.persistent if persistent is None else persistent)
         self._next_id += len(ids)
         return ids
@@ -160,6 +168,7 @@ class Run:
                     break
                 if now > deadline:
                     self.timed_out = True
+                    self._raise_if_broker_gone(timeout)
                     break
                 self.log.wait_for_change(0.1)
                 if display:
@@ -172,6 +181,23 @@ class Run:
                 display.close(self.log)
         self.stop()
         return self.result()
+
+    def _raise_if_broker_gone(self, timeout: float) -> None:
+        """At the timeout: if RabbitMQ is unreachable, stop and say so in one sentence (the result rides along)."""
+        try:
+            self.broker.connect().close()
+            return
+        except Exception:  # unreachable (a LabError) or closed while we looked: either way it is gone
+            pass
+        self.stop()
+        result = self.result()
+        missing = len(set(self._task_ids.values()) - result.completed)
+        error = BrokerUnavailable(
+            f"RabbitMQ at {self.broker.masked_url} stopped answering and was still unreachable when the run "
+            f"timed out after {timeout:g} s; {missing} of {len(self._task_ids)} tasks are not done (a durable "
+            "queue keeps its persistent messages), so start RabbitMQ again and re-run.")
+        error.result = result
+        raise error
 
     def sample(self) -> QueueStats:
         """Record the queue's ready/unacked counts now (for plots of the queue over time)."""
@@ -189,7 +215,7 @@ class Run:
         # Quiet for a while: nothing running, nothing ready anywhere -> what's missing is lost.
         if not events or time.monotonic() - self.log.t0 - events[-1].t < self._quiet_period():
             return False
-        if any(a.outcome == "open" for a in ev.attempts(events)):
+        if _open_attempts(events):
             return False
         try:
             with self.broker.channel() as ch:
@@ -219,18 +245,36 @@ class Run:
         return sum(w.is_alive() for w in self.workers)
 
 
+def _open_attempts(events: Sequence[ev.Event]) -> list[ev.Attempt]:
+    """Attempts still running: open, and their worker has not lost its connection since they began
+    (a lost connection hands every unacked message back to the broker, or loses it if transient)."""
+    reconnects: dict[int, float] = {}
+    for e in events:
+        if e.kind == ev.RECONNECT and e.worker is not None:
+            reconnects[e.worker] = e.t
+    return [a for a in ev.attempts(events)
+            if a.outcome == "open" and not reconnects.get(a.worker, -1.0) >= a.start]
+
+
 def task_states(events: Sequence[ev.Event]) -> dict[int, str]:
     """Per task: pending | running | done | dropped (rejected without requeue) | retrying."""
     states: dict[int, str] = {}
     retrying: set[int] = set()
+    running_on: dict[int, int | None] = {}  # task -> worker whose callback last started it
     for e in events:
         t = e.task
+        if e.kind == ev.RECONNECT:  # the connection is gone: its unacked tasks are no longer running
+            for task, worker in running_on.items():
+                if worker == e.worker and states.get(task) == "running":
+                    states[task] = "pending"
+            continue
         if t is None:
             continue
         if e.kind == ev.PUBLISH:
             states.setdefault(t, "pending")
         elif e.kind == ev.DELIVER:
             states[t] = "running"
+            running_on[t] = e.worker
             retrying.discard(t)
         elif e.kind == ev.RETRY:
             retrying.add(t)

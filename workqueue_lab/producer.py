@@ -14,10 +14,11 @@ if TYPE_CHECKING:
 
 def publish(broker: Broker, queue: str, bodies: Iterable[str | bytes], log: ev.EventLog | None = None,
             first_id: int = 1, persistent: bool = True, confirm: bool = True,
-            exchange: str = "") -> list[int]:
+            exchange: str = "", id_prefix: str = "") -> list[int]:
     """Publish each body to ``queue`` (default exchange) and return the task ids given.
 
-    Each message carries its task id as ``message_id`` so the lab can follow it.
+    Each message carries its task id (after ``id_prefix``, the run's id) as ``message_id`` so the lab
+    can follow it.
     ``persistent`` writes it to disk (delivery mode 2), as the lesson's producer does;
     ``confirm`` waits for the broker's publisher confirm, so nothing is lost silently.
     """
@@ -31,7 +32,8 @@ def publish(broker: Broker, queue: str, bodies: Iterable[str | bytes], log: ev.E
             channel.confirm_delivery()
         mode = pika.DeliveryMode.Persistent if persistent else pika.DeliveryMode.Transient
         for task_id, body in enumerate(bodies, start=first_id):
-            props = pika.BasicProperties(delivery_mode=mode, message_id=str(task_id))
+            message_id = f"{id_prefix}-{task_id}" if id_prefix else str(task_id)
+            props = pika.BasicProperties(delivery_mode=mode, message_id=message_id)
             if log is not None:  # before the call: a fast worker may get it before the confirm
                 log.record(ev.PUBLISH, None, task_id, detail=_label(body))
             channel.basic_publish(exchange=exchange, routing_key=queue, body=body, properties=props)
