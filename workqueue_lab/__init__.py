@@ -36,7 +36,13 @@ _EXPORTS = {
 __all__ = [*_EXPORTS, "connect", "reset"]
 
 
+# Submodules a notebook may use as attributes (lab.settings.name(...)) without importing them first.
+_SUBMODULES = {"settings", "events", "broker", "scenario", "timeline", "tables", "model", "private_node"}
+
+
 def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'workqueue_lab' has no attribute {name!r}")

@@ -95,12 +95,20 @@ class Broker:
         return mask(self.mgmt_url) if self.mgmt_url else None
 
     def __repr__(self) -> str:
-        return f"Broker({self.kind}: {self.masked_url}, RabbitMQ {self.version})"
+        return f"Broker({self.kind}: {self.masked_url}, RabbitMQ {self._version_for_display()})"
 
     def _repr_html_(self) -> str:
         mgmt = self.mgmt_ui_link()
         link = f' · management UI: <a href="{mgmt}" target="_blank">{mgmt}</a>' if mgmt else ""
-        return (f"<b>RabbitMQ {self.version}</b> ({self.kind}) at <code>{self.masked_url}</code>{link}")
+        return (f"<b>RabbitMQ {self._version_for_display()}</b> ({self.kind}) at <code>{self.masked_url}</code>"
+                f"{link}")
+
+    def _version_for_display(self) -> str:
+        """The version, or why it is unknown: showing a broker must never raise (a repr runs everywhere)."""
+        try:
+            return self.version
+        except LabError:
+            return "? (not reachable)"
 
     def mgmt_ui_link(self) -> str | None:
         """Management UI address without credentials (a browser asks for them)."""
@@ -271,27 +279,24 @@ class Broker:
         """Shorten the consumer (ack) timeout for channels opened inside the block.
 
         RabbitMQ checks the timeout only on the channel tick (``channel_tick_interval``,
-        60 s by default), so both are shortened and both are put back afterwards.
-        Yields how it was done: "node" (rabbitmqctl) or "queue-argument"
-        (``x-consumer-timeout``, RabbitMQ 3.12 and later, for brokers the lab cannot control).
+        60 s by default), so both are shortened.  On a node the lab controls, one
+        ``rabbitmqctl eval`` sets both, waits inside the broker until the block ends and
+        puts back the old values that are still its own -- by itself after two minutes
+        should this Python process die.  The setting is node-wide on RabbitMQ 3.10/3.11:
+        other consumers on the same node see it while the block runs.
+        Yields "node", or "queue-argument" (RabbitMQ 3.12+: use ``x-consumer-timeout``)
+        for brokers the lab cannot control.
         """
-        if self.kind in ("local", "private") and self.can_control():
-            before = {k: self.get_app_env(k) for k in ("consumer_timeout", "channel_tick_interval")}
-            self.set_app_env("consumer_timeout", ms)
-            self.set_app_env("channel_tick_interval", tick_ms)
-            try:
-                yield "node"
-            finally:
-                for key, value in before.items():
-                    if value is None:
-                        self.ctl("eval", f"application:unset_env(rabbit, {key}).")
-                    else:
-                        self.set_app_env(key, value)
-        elif self.version_tuple >= (3, 12):
+        if self.kind in ("local", "private"):
+            with _node_setting(self, ms, tick_ms) as done:
+                if done:
+                    yield "node"
+                    return
+        if self.version_tuple >= (3, 12):
             yield "queue-argument"
-        else:
-            raise LabError(f"RabbitMQ {self.version} at {self.masked_url} cannot shorten the ack timeout from "
-                           "here; use a local or private node (WORKQUEUE_LAB_BROKER=private).")
+            return
+        raise LabError(f"RabbitMQ {self.version} at {self.masked_url} cannot shorten the ack timeout from "
+                       "here; use a local or private node (WORKQUEUE_LAB_BROKER=private).")
 
     # --- cleaning up ----------------------------------------------------------------------
     def remember(self, kind: str, name: str) -> None:
@@ -333,6 +338,48 @@ class Broker:
             from . import private_node
 
             private_node.stop()
+
+
+@contextlib.contextmanager
+def _node_setting(broker: Broker, ms: int, tick_ms: int) -> Iterator[bool]:
+    """Set consumer_timeout and channel_tick_interval in one eval that restores them; yields success."""
+    import tempfile
+    import threading
+    import time
+
+    base = os.path.join(tempfile.gettempdir(), f"workqueue-lab-timeout-{os.getpid()}-{time.time_ns()}")
+    started_flag, stop_flag = base + ".started", base + ".stop"
+    program = (
+        "Keys = [consumer_timeout, channel_tick_interval], "
+        "Old = [application:get_env(rabbit, K) || K <- Keys], "
+        f"application:set_env(rabbit, consumer_timeout, {int(ms)}), "
+        f"application:set_env(rabbit, channel_tick_interval, {int(tick_ms)}), "
+        f'file:write_file("{started_flag}", io_lib:format("~p", [Old])), '
+        f'Wait = fun W(0) -> ok; W(N) -> case filelib:is_regular("{stop_flag}") of '
+        "true -> ok; false -> timer:sleep(50), W(N - 1) end end, Wait(2400), "
+        f"Ours = [{{ok, {int(ms)}}}, {{ok, {int(tick_ms)}}}], "
+        # put back only what is still ours: if someone changed a value meanwhile, theirs stays
+        "lists:foreach(fun({K, Mine, Before}) -> case application:get_env(rabbit, K) of "
+        "Mine -> case Before of {ok, V} -> application:set_env(rabbit, K, V); "
+        "undefined -> application:unset_env(rabbit, K) end; _ -> ok end end, lists:zip3(Keys, Ours, Old)), "
+        'io:format("restored ~p~n", [Old]).'
+    )
+    thread = threading.Thread(target=lambda: broker.ctl("eval", program, timeout=180),
+                              name="workqueue-lab ack timeout", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not os.path.exists(started_flag) and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    started = os.path.exists(started_flag)
+    try:
+        yield started
+    finally:
+        with open(stop_flag, "w"):
+            pass
+        thread.join(30)
+        for flag in (started_flag, stop_flag):
+            with contextlib.suppress(OSError):
+                os.remove(flag)
 
 
 def explain_connection_error(exc: BaseException, url: str) -> LabError:
@@ -384,7 +431,8 @@ def find_broker(force: str | None = None, verbose: bool = False) -> Broker:
     global _current
     force = force or os.environ.get(settings.ENV_BROKER) or None
     if force and force not in settings.BROKER_PATHS:
-        raise LabError(f"{settings.ENV_BROKER}={force!r} is not one of {', '.join(settings.BROKER_PATHS)}.")
+        raise LabError(f"{settings.ENV_BROKER}={force!r} is not one of {', '.join(settings.BROKER_PATHS)}; "
+                       "set one of those, or unset it to let the lab search.")
     if _current is not None and (force is None or _current.kind == force) and _still_there(_current):
         return _current
     _current = _locate(force)
@@ -450,6 +498,12 @@ def _from_testcontainers() -> Broker:
     from testcontainers.rabbitmq import RabbitMqContainer
 
     container = RabbitMqContainer(settings.RABBITMQ_IMAGE).with_exposed_ports(5672, 15672)
+    if container.get_docker_client().host() in ("localhost", "127.0.0.1", "::1"):
+        # We reach the engine's ports on localhost, but it would publish them on every interface,
+        # and the image lets guest/guest in from anywhere: publish on loopback only (a random port
+        # each, as before; docker-py's (ip,) form).  A remote or in-container engine keeps the default.
+        for port in ("5672", "15672"):
+            container.ports[port] = ("127.0.0.1",)
     container.start()
     host = container.get_container_host_ip()
     port = int(container.get_exposed_port(5672))

@@ -84,6 +84,7 @@ class WorkerThread(threading.Thread):
         self._task_now: int | None = None
         self._deliveries: dict[int, tuple[int | None, float]] = {}  # tag -> (task, t) on this channel
         self._log = run.log
+        self._instrumented: InstrumentedChannel | None = None  # one proxy per pika channel, not per message
 
     # --- inside the callback ----------------------------------------------------
     def do_work(self, seconds: float, scale: float) -> None:
@@ -112,20 +113,27 @@ class WorkerThread(threading.Thread):
         self._deliveries[method.delivery_tag] = (task, time.monotonic())
         self._log.record(ev.DELIVER, self.worker_id, task, tag=method.delivery_tag,
                          redelivered=bool(method.redelivered))
-        ch = InstrumentedChannel(channel, self._log, self.worker_id,
-                                 lambda tag: self._deliveries.get(tag, (None, 0))[0],
-                                 self.run_.task_of_message)
+        ch = self._instrumented
+        if ch is None or ch._channel is not channel:
+            ch = self._instrumented = InstrumentedChannel(channel, self._log, self.worker_id, self._task_of_tag,
+                                                          self.run_.task_of_message)
         try:
             self.callback(ch, method, properties, body)
         except (WorkerCrashed, WorkerStopped):
             raise
         except Exception as exc:  # the learner's callback raised: a real worker process would die here
+            if _connection_gone(exc):  # e.g. basic_ack after the broker went away: reconnect, not a crash
+                raise
             self.output.write(traceback.format_exc())
             raise _CallbackError(f"{type(exc).__name__}: {exc}") from exc
         finally:
             self._task_now = None
         if self.auto_ack:
             self._log.record(ev.DONE, self.worker_id, task, tag=method.delivery_tag)
+
+    def _task_of_tag(self, tag: int) -> int | None:
+        entry = self._deliveries.get(tag)
+        return None if entry is None else entry[0]
 
     # --- the thread's life --------------------------------------------------------
     def run(self) -> None:
@@ -141,14 +149,20 @@ class WorkerThread(threading.Thread):
                     channel = conn.channel()
                     channel.basic_qos(prefetch_count=self.prefetch)
                     self._deliveries.clear()
+                    cancelled = threading.Event()  # RabbitMQ 4.3+ cancels a timed-out consumer (quorum queues)
+                    channel.add_on_cancel_callback(lambda frame, flag=cancelled: flag.set())
                     channel.basic_consume(queue=self.run_.queue, on_message_callback=self._on_message,
                                           auto_ack=self.auto_ack, arguments=self.run_.consumer_arguments)
                     self._log.record(ev.READY if first else ev.RESTART, self.worker_id,
                                      detail=f"prefetch={self.prefetch}")
                     first, backoff = False, 0.2
                     self.ready.set()
-                    while not self.stop_event.is_set():
+                    while not self.stop_event.is_set() and not cancelled.is_set():
                         conn.process_data_events(time_limit=0.05)
+                    if cancelled.is_set():  # the broker cancelled us; consume again on a fresh connection
+                        self._log.record(ev.TIMEOUT, self.worker_id, self._last_task(),
+                                         detail="basic.cancel from the broker (consumer timeout or queue deleted)")
+                        continue
                     self._log.record(ev.STOP, self.worker_id)
                     return
                 except WorkerStopped:
@@ -162,7 +176,7 @@ class WorkerThread(threading.Thread):
                 except Exception as exc:
                     if not self._on_connection_trouble(exc, first):
                         return
-                    time.sleep(backoff)
+                    self.stop_event.wait(backoff)  # a stop during the backoff ends it at once
                     backoff = min(backoff * 2, 2.0)
                     continue
                 finally:
@@ -173,6 +187,8 @@ class WorkerThread(threading.Thread):
                     self.ready.set()
                     return
                 self.stop_event.wait(0.05)
+            # stopped between connections (after a crash, before its restart; or while reconnecting)
+            self._log.record(ev.STOP, self.worker_id, detail="stopped while not connected")
         finally:
             capture.unregister()
             _context.worker = None
@@ -214,6 +230,14 @@ class WorkerThread(threading.Thread):
             self._log.record(ev.TIMEOUT, self.worker_id, self._last_task(), detail=text)
         for tag, task in victims:
             self._log.record(ev.TIMEOUT, self.worker_id, task, tag=tag, detail=text)
+
+
+def _connection_gone(exc: Exception) -> bool:
+    """True if pika raised because the connection or channel is no longer usable (broker gone)."""
+    import pika.exceptions as pe
+
+    # AMQPChannelError covers ChannelClosedByBroker: a late ack after the ack timeout is a timeout, not a crash
+    return isinstance(exc, (pe.AMQPConnectionError, pe.AMQPChannelError))
 
 
 class _CallbackError(Exception):
