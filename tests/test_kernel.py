@@ -1,0 +1,153 @@
+"""A real Jupyter kernel: the Stop button (interrupt) and kernel shutdown leave nothing behind.
+
+The kernel is this environment's ``python3`` ipykernel, started with jupyter_client; it inherits
+WORKQUEUE_LAB_PREFIX / WORKQUEUE_LAB_TIME_SCALE and talks to the session's private node, so the
+broker's connection count belongs to these tests alone.  Connections are counted with
+``rabbitmqctl`` (the management API's list lags by up to 5 s).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from helpers import wait_until
+from private_broker import private_broker
+
+from workqueue_lab import settings
+from workqueue_lab.broker import Broker
+
+REPO = Path(__file__).resolve().parents[1]
+QUEUE = "lab_queue"
+
+
+@pytest.fixture(scope="module")
+def node(request):
+    with private_broker(request.config) as broker:
+        # no management URL: connection_count() asks rabbitmqctl, which is exact and immediate
+        yield Broker(broker.url, "private", None, broker._handle)
+
+
+@pytest.fixture(scope="module")
+def kernel(node):
+    from jupyter_client.manager import KernelManager
+
+    env = {**os.environ,
+           "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
+           settings.ENV_URL: node.url, settings.ENV_BROKER: "url",
+           settings.ENV_MGMT_URL: node._handle.mgmt_url}
+    assert env[settings.ENV_PREFIX] and env[settings.ENV_TIME_SCALE]  # set by conftest, inherited
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(env=env, cwd=str(REPO))
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        if km.is_alive():
+            km.shutdown_kernel(now=True)
+
+
+def _execute(kc, code: str, timeout: float = 60) -> tuple[dict, str]:
+    """Run a cell; return its execute_reply content and everything it printed."""
+    out: list[str] = []
+
+    def hook(msg):
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+        elif msg["msg_type"] == "error":
+            out.append("\n".join(msg["content"]["traceback"]))
+
+    reply = kc.execute_interactive(code, timeout=timeout, output_hook=hook)
+    return reply["content"], "".join(out)
+
+
+def _reply_to(kc, msg_id: str, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = kc.get_shell_msg(timeout=max(0.01, deadline - time.monotonic()))
+        if msg["parent_header"].get("msg_id") == msg_id:
+            return msg["content"]
+
+
+def _queue(node: Broker) -> tuple[int, int]:
+    """(ready, consumers) of the kernel's queue, exactly (AMQP passive declare)."""
+    try:
+        with node.channel() as ch:
+            ok = ch.queue_declare(queue=settings.name(QUEUE), passive=True).method
+        return ok.message_count, ok.consumer_count
+    except Exception:
+        return -1, -1
+
+
+SETUP = """
+import threading, workqueue_lab as lab
+lab.reset()
+done = []
+def callback(ch, method, properties, body):
+    lab.lesson_callback(ch, method, properties, body)
+    done.append(body)
+# 4 quick tasks, then 6 that take 10 s each (at the tests' time scale)
+TASKS = lab.numbered_tasks([2] * 4 + [200] * 6)
+threads_before = threading.active_count()
+print(lab.connect().kind, lab.live_threads())
+"""
+
+
+def test_interrupt_stops_the_workers_and_returns_unacked_messages(kernel, node, record_property):
+    km, kc = kernel
+    content, out = _execute(kc, SETUP)
+    assert content["status"] == "ok", out
+    assert out.split() == ["url", "0"]
+
+    msg_id = kc.execute(f'result = lab.run(callback, tasks=TASKS, workers=2, queue="{QUEUE}", timeout=300)')
+    # both workers hold a long task once the four quick ones are done: 4 of the 6 long ones wait
+    assert wait_until(lambda: _queue(node) == (4, 2), timeout=30, interval=0.05), _queue(node)
+    t0 = time.monotonic()
+    km.interrupt_kernel()
+    reply = _reply_to(kc, msg_id, timeout=10)
+    stopped_in = time.monotonic() - t0
+    print(f"\ninterrupt -> cell reply in {stopped_in:.2f} s")
+    record_property("interrupt_reply_s", round(stopped_in, 2))
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", reply
+    assert stopped_in < 2.0
+
+    content, out = _execute(kc, "print(lab.live_threads(), len(done), threading.active_count() - threads_before)")
+    assert content["status"] == "ok", out
+    threads, completed, extra_threads = map(int, out.split())
+    assert (threads, completed, extra_threads) == (0, 4, 0)
+    # the two unacked long tasks went back: ready == total - completed, nobody consuming
+    stats = node.queue_stats(settings.name(QUEUE))  # rabbitmqctl here: exact, no statistics lag
+    assert (stats.ready, stats.unacked, stats.consumers) == (10 - completed, 0, 0)
+
+    content, out = _execute(kc, "r = lab.run(lab.lesson_callback, workers=2)\n"
+                                "print(sorted(r.completed), r.lost, lab.live_threads())")
+    assert content["status"] == "ok", out
+    assert out.strip().splitlines()[-1] == "[1, 2, 3, 4] [] 0"
+
+
+def test_kernel_shutdown_closes_every_connection(kernel, node, record_property):
+    km, kc = kernel
+    baseline = node.connection_count()
+    assert baseline is not None
+    content, out = _execute(kc, "import workqueue_lab as lab\nlab.reset()\n"
+                                f'run = lab.start(lab.lesson_callback, workers=3, queue="{QUEUE}")\n'
+                                "run.publish(lab.numbered_tasks([200] * 6))\n"
+                                "print(lab.live_threads())")
+    assert content["status"] == "ok" and out.strip() == "3", out
+    assert wait_until(lambda: node.connection_count() == baseline + 3, timeout=15, interval=0.2)
+
+    t0 = time.monotonic()
+    km.shutdown_kernel(now=False)  # what JupyterLab's "Shut Down Kernel" does
+    assert wait_until(lambda: node.connection_count() == baseline, timeout=15, interval=0.2)
+    closed_in = time.monotonic() - t0
+    print(f"\nkernel shutdown -> connections back to {baseline} in {closed_in:.1f} s")
+    record_property("shutdown_connections_closed_s", round(closed_in, 1))
+    assert not km.is_alive()
+    assert closed_in < 10
+    ready, consumers = _queue(node)
+    assert (ready, consumers) == (6, 0)  # the three in the workers' hands went back to the queue
