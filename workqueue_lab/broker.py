@@ -166,8 +166,9 @@ class Broker:
 
     # --- statistics ---------------------------------------------------------------
     def queue_stats(self, queue: str) -> QueueStats:
-        """Ready, unacked and consumer counts: management API, else rabbitmqctl, else AMQP."""
-        stats = self._stats_from_management(queue) or self._stats_from_ctl(queue)
+        """Ready, unacked and consumer counts: rabbitmqctl (live), else the management API (refreshed
+        every 5 s), else AMQP (no unacked count)."""
+        stats = self._stats_from_ctl(queue) or self._stats_from_management(queue)
         if stats:
             return stats
         with self.channel() as ch:
