@@ -303,6 +303,14 @@ class Broker:
     def remember(self, kind: str, name: str) -> None:
         self.declared.add((kind, name))
 
+    def purge(self, queue: str) -> int:
+        """Empty one queue (if it exists); returns how many ready messages were removed."""
+        try:
+            with self.channel() as ch:
+                return ch.queue_purge(queue=queue).method.message_count
+        except Exception:  # absent or unreachable: there is nothing to purge
+            return 0
+
     def reset(self) -> list[str]:
         """Delete the lab's own queues and exchanges (in the learner's prefix); nothing else."""
         queues = {settings.name(n) for n in LESSON_NAMES} | {n for k, n in self.declared if k == "queue"}

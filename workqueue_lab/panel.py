@@ -203,14 +203,14 @@ class Panel:
         try:
             run = Run(panel_callback, scenario, broker)
             run.declare()
-            _purge(broker, run.queue)  # a message left from an earlier run would skew this one
+            broker.purge(run.queue)  # a message left from an earlier run would skew this one
             run.start()  # stops any run still going first
             run.publish()
             began = time.monotonic()
             self._watch(run, len(scenario.tasks))
             remaining = scenario.timeout - (time.monotonic() - began)
             result = run.wait(timeout=max(remaining, 1.0), progress=False)
-            _purge(broker, run.queue)
+            broker.purge(run.queue)
             self.last_result = result
             self._show(result)
         finally:
@@ -303,10 +303,3 @@ def _default_title(events) -> str:
     tasks = len(ev.published(events))
     workers = len({e.worker for e in events if e.worker is not None})
     return f"{tasks} tasks on {workers} worker{'s' * (workers != 1)}"
-
-
-def _purge(broker, queue: str) -> None:
-    import contextlib
-
-    with contextlib.suppress(Exception), broker.channel() as ch:
-        ch.queue_purge(queue=queue)

@@ -154,7 +154,7 @@ def throughput(broker: Broker | None = None, prefetch_values: Sequence[int] = (1
             if prefetch not in best or point.value > best[prefetch].value:
                 best[prefetch] = point
     sweep.points.extend(best[p] for p in values)
-    _purge(broker, settings.name(SWEEP_QUEUE))
+    broker.purge(settings.name(SWEEP_QUEUE))
     return sweep
 
 
@@ -250,7 +250,7 @@ def makespan_by_prefetch(broker: Broker | None = None, prefetch_values: Sequence
     sweep = Sweep("makespan", "work seconds",
                   detail=f"{len(tasks)} tasks, {total} work seconds in all, workers={workers!r}")
     for prefetch in values:
-        _purge(broker, settings.name(SWEEP_QUEUE))
+        broker.purge(settings.name(SWEEP_QUEUE))
         result = lab_run(callback or lesson_callback, tasks=tasks, workers=workers, prefetch=prefetch,
                          queue=SWEEP_QUEUE, progress=False, broker=broker,
                          timeout=max(30.0, 10 * total * scale))
@@ -324,8 +324,3 @@ def _fill(broker: Broker, queue: str, n: int, durable: bool = True) -> None:
     finally:
         with contextlib.suppress(Exception):
             conn.close()
-
-
-def _purge(broker: Broker, queue: str) -> None:
-    with contextlib.suppress(Exception), broker.channel() as ch:
-        ch.queue_purge(queue=queue)
