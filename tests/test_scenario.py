@@ -46,3 +46,11 @@ def test_mask_hides_the_password():
 
 def test_numbered_tasks_match_the_lesson():
     assert scenario.numbered_tasks([1, 2, 3, 4]) == scenario.LESSON_TASKS
+
+
+def test_management_link_goes_through_the_proxy_on_binder(monkeypatch):
+    b = broker.Broker("amqp://guest:guest@127.0.0.1:5673/%2F", "private", "http://guest:guest@127.0.0.1:15673")
+    monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX", raising=False)
+    assert b.mgmt_ui_link() == "http://127.0.0.1:15673/"
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ada-x1/")
+    assert b.mgmt_ui_link() == "/user/ada-x1/proxy/15673/"

@@ -111,10 +111,17 @@ class Broker:
             return "? (not reachable)"
 
     def mgmt_ui_link(self) -> str | None:
-        """Management UI address without credentials (a browser asks for them)."""
+        """Management UI address without credentials (a browser asks for them).
+
+        On JupyterHub/Binder the learner's browser cannot reach the pod's loopback,
+        so the link goes through jupyter-server-proxy's ``<prefix>proxy/<port>/`` route.
+        """
         if not self.mgmt_url:
             return None
         parts = urllib.parse.urlsplit(self.mgmt_url)
+        hub_prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+        if hub_prefix and _is_loopback(parts.hostname) and parts.port:
+            return f"{hub_prefix.rstrip('/')}/proxy/{parts.port}/"
         netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
         return urllib.parse.urlunsplit(parts._replace(netloc=netloc)) + "/"
 
