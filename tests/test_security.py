@@ -233,7 +233,7 @@ def test_docker_compose_and_make_lab_publish_on_loopback_only():
 
 def test_a_docker_broker_is_published_on_loopback(monkeypatch):
     """No Docker engine here: a stand-in container records what the lab asks testcontainers for."""
-    import testcontainers.rabbitmq as tc
+    import testcontainers.community.rabbitmq as tc
 
     class Client:
         def host(self):

@@ -511,7 +511,7 @@ def _docker_answers() -> bool:
 
 
 def _from_testcontainers() -> Broker:
-    from testcontainers.rabbitmq import RabbitMqContainer
+    from testcontainers.community.rabbitmq import RabbitMqContainer
 
     container = RabbitMqContainer(settings.RABBITMQ_IMAGE).with_exposed_ports(5672, 15672)
     if container.get_docker_client().host() in ("localhost", "127.0.0.1", "::1"):
