@@ -91,7 +91,9 @@ class Table:
         numeric = {c: self._numeric(c) for c in self.columns}
 
         def style(column: str) -> str:
-            return ' style="text-align:right"' if numeric[column] else ' style="text-align:left"'
+            # explicit padding: outside a notebook's own table CSS (e.g. in a widget) cells would touch
+            align = "right" if numeric[column] else "left"
+            return f' style="text-align:{align};padding:.2em .6em"'
 
         parts = ['<table class="workqueue-lab-table" style="border-collapse:collapse">']
         if self.caption:
