@@ -235,7 +235,7 @@ def test_summary_table_has_a_row_per_worker_and_totals():
 def test_table_html_has_a_header_row_and_right_aligned_numbers():
     html = tables.summary_table(crash_and_redelivery())._repr_html_()
     assert "<thead><tr>" in html and "<th" in html and ">busy s</th>" in html
-    assert '<td style="text-align:right">3.00</td>' in html
+    assert '<td style="text-align:right;padding:.2em .6em">3.00</td>' in html
     assert "<caption" in html
     escaped = tables.Table([{"detail": "<b>"}])._repr_html_()
     assert "&lt;b&gt;" in escaped and "<b>" not in escaped
