@@ -65,3 +65,9 @@ def test_log_is_thread_safe_and_bounded():
     for t in threads:
         t.join()
     assert 5000 <= len(log) <= 5008 and len(log) + log.dropped == 8000  # a race may overshoot by a few
+
+
+def test_reconnect_ends_the_interrupted_attempt_before_tags_restart():
+    events = [E(0, ev.DELIVER, 1, 1, 1), E(1, ev.RECONNECT, 1), E(2, ev.DELIVER, 1, 1, 1, redelivered=True),
+              E(3, ev.ACK, 1, 1, 1)]
+    assert [(a.task, a.outcome) for a in ev.attempts(events)] == [(1, "reconnect"), (1, "ack")]

@@ -40,9 +40,9 @@ ATTEMPT_ENDS = (ACK, NACK, REJECT, DONE, CRASH, TIMEOUT)
 SETTLED = (ACK, DONE)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 3x, and record() runs once or twice per message
 class Event:
-    """One thing that happened, with a monotonic timestamp relative to the log start."""
+    """One thing that happened, with a monotonic timestamp relative to the log start (treat as read-only)."""
 
     t: float
     kind: str
@@ -52,6 +52,8 @@ class Event:
     redelivered: bool = False
     requeue: bool | None = None  # for nack / reject
     detail: str = ""
+
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,20 +84,41 @@ class EventLog:
         self.t0 = time.monotonic() if t0 is None else t0
         self.max_events = max_events
         self.dropped = 0
-        self._events: list[Event] = []
+        self._events: list[Event] = []  # note() puts plain tuples here; reading turns them into Events
+        self._built = 0  # _events[:_built] are all Events
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
+        self._waiting = 0  # threads inside wait_for_change(); record() only notifies when there are some
 
-    def record(self, kind: str, worker: int | None = None, task: int | None = None, **fields) -> Event:
-        """Append an event stamped now; safe from any thread."""
-        event = Event(time.monotonic() - self.t0, kind, worker, task, **fields)
-        with self._lock:
-            if len(self._events) < self.max_events:
-                self._events.append(event)
-            else:
+    def record(self, kind: str, worker: int | None = None, task: int | None = None, tag: int | None = None,
+               redelivered: bool = False, requeue: bool | None = None, detail: str = "") -> Event:
+        """Append an event stamped now; safe from any thread (called once or twice per message: keep it lean)."""
+        event = Event(time.monotonic() - self.t0, kind, worker, task, tag, redelivered, requeue, detail)
+        events = self._events
+        if len(events) < self.max_events:
+            events.append(event)  # atomic: no lock on this hot path (a race overshoots the bound by a few)
+        else:
+            with self._lock:
                 self.dropped += 1
-            self._changed.notify_all()
+        if self._waiting:
+            with self._lock:
+                self._changed.notify_all()
         return event
+
+    def note(self, kind: str, worker: int | None = None, task: int | None = None, tag: int | None = None,
+             redelivered: bool = False, requeue: bool | None = None, detail: str = "") -> None:
+        """record() for the per-message hot path (a worker's deliver and ack, a publish): the same event,
+        stamped now, but kept as a plain tuple until the log is read, so the worker does not pay for
+        building the Event object (reading builds it, once)."""
+        events = self._events
+        if len(events) < self.max_events:
+            events.append((time.monotonic() - self.t0, kind, worker, task, tag, redelivered, requeue, detail))
+        else:
+            with self._lock:
+                self.dropped += 1
+        if self._waiting:
+            with self._lock:
+                self._changed.notify_all()
 
     def extend(self, events: Iterable[Event]) -> None:
         """Append ready-made events (used by the model and by tests)."""
@@ -106,13 +129,24 @@ class EventLog:
     def wait_for_change(self, timeout: float) -> None:
         """Block until another event is recorded or ``timeout`` seconds pass."""
         with self._lock:
-            self._changed.wait(timeout)
+            self._waiting += 1
+            try:
+                self._changed.wait(timeout)
+            finally:
+                self._waiting -= 1
 
     @property
     def events(self) -> list[Event]:
         """A snapshot copy; later events do not change it."""
         with self._lock:
-            return list(self._events)
+            events = self._events
+            n = len(events)
+            for i in range(self._built, n):  # what note() stored since the last read
+                e = events[i]
+                if type(e) is tuple:
+                    events[i] = Event(*e)
+            self._built = n
+            return events[:n]
 
     def __len__(self) -> int:
         return len(self._events)
@@ -151,7 +185,7 @@ def attempts(events: Iterable[Event]) -> list[Attempt]:
             continue
         if e.kind == DELIVER:
             open_[(e.worker, e.tag)] = e
-        elif e.kind in (CRASH, TIMEOUT):
+        elif e.kind in (CRASH, TIMEOUT, RECONNECT):  # the channel is gone: the broker takes its deliveries back
             if e.kind == TIMEOUT and (e.worker, e.tag) in acked_at and (e.worker, e.tag) not in open_:
                 # the ack came after the broker had closed the channel: it did not count
                 i = acked_at.pop((e.worker, e.tag))

@@ -112,7 +112,7 @@ class Run:
             raise LabError(f"RabbitMQ refused to declare '{self.queue}': {exc.reply_text}.") from None
         self.broker.remember("queue", self.queue)
         self.waiting_before = ok.method.message_count
-        if self.waiting_before:  # never purge silently: say what the workers will also take
+        if self.waiting_before and self._next_id == 1:  # not ours: say what the workers will also take
             print(f"Note: {self.waiting_before} message(s) were already waiting in '{self.queue}' (an earlier "
                   "run or another program); this run's workers take them too. lab.reset() empties the queue.")
 
@@ -170,7 +170,9 @@ class Run:
                     self.timed_out = True
                     self._raise_if_broker_gone(timeout)
                     break
-                self.log.wait_for_change(0.1)
+                # poll, not wake per event: _finished() reads the whole log, and waking on every
+                # event would compete with the workers for the GIL (measured: half the throughput)
+                time.sleep(0.05)
                 if display:
                     display.update(self.log)
         except BaseException:
