@@ -34,9 +34,9 @@ class InstrumentedChannel:
 
     def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
         self._channel.basic_ack(delivery_tag=delivery_tag, multiple=multiple)
-        # = self._record(ev.ACK, delivery_tag, multiple), inlined: this runs once per message
-        self._log.record(ev.ACK, self._worker, self._task_of_tag(delivery_tag), delivery_tag, False, None,
-                         "multiple" if multiple else "")
+        # = self._record(ev.ACK, delivery_tag, multiple), inlined and via note(): this runs once per message
+        self._log.note(ev.ACK, self._worker, self._task_of_tag(delivery_tag), delivery_tag, False, None,
+                       "multiple" if multiple else "")
 
     def basic_nack(self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True) -> None:
         self._channel.basic_nack(delivery_tag=delivery_tag, multiple=multiple, requeue=requeue)

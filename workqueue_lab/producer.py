@@ -35,7 +35,7 @@ def publish(broker: Broker, queue: str, bodies: Iterable[str | bytes], log: ev.E
             message_id = f"{id_prefix}-{task_id}" if id_prefix else str(task_id)
             props = pika.BasicProperties(delivery_mode=mode, message_id=message_id)
             if log is not None:  # before the call: a fast worker may get it before the confirm
-                log.record(ev.PUBLISH, None, task_id, detail=_label(body))
+                log.note(ev.PUBLISH, None, task_id, detail=_label(body))
             channel.basic_publish(exchange=exchange, routing_key=queue, body=body, properties=props)
             ids.append(task_id)
     finally:

@@ -111,7 +111,7 @@ class WorkerThread(threading.Thread):
         task = self.run_.task_of_message(properties, body)
         self._task_now = task
         self._deliveries[method.delivery_tag] = (task, time.monotonic())
-        self._log.record(ev.DELIVER, self.worker_id, task, method.delivery_tag, bool(method.redelivered))
+        self._log.note(ev.DELIVER, self.worker_id, task, method.delivery_tag, bool(method.redelivered))
         ch = self._instrumented
         if ch is None or ch._channel is not channel:
             ch = self._instrumented = InstrumentedChannel(channel, self._log, self.worker_id, self._task_of_tag,
