@@ -217,7 +217,7 @@ class Run:
         # Quiet for a while: nothing running, nothing ready anywhere -> what's missing is lost.
         if not events or time.monotonic() - self.log.t0 - events[-1].t < self._quiet_period():
             return False
-        if _open_attempts(events):
+        if any(a.outcome == "open" for a in ev.attempts(events)):  # a reconnect ends attempts too
             return False
         try:
             with self.broker.channel() as ch:
@@ -245,17 +245,6 @@ class Run:
     # --- inspection ---------------------------------------------------------------------
     def thread_count(self) -> int:
         return sum(w.is_alive() for w in self.workers)
-
-
-def _open_attempts(events: Sequence[ev.Event]) -> list[ev.Attempt]:
-    """Attempts still running: open, and their worker has not lost its connection since they began
-    (a lost connection hands every unacked message back to the broker, or loses it if transient)."""
-    reconnects: dict[int, float] = {}
-    for e in events:
-        if e.kind == ev.RECONNECT and e.worker is not None:
-            reconnects[e.worker] = e.t
-    return [a for a in ev.attempts(events)
-            if a.outcome == "open" and not reconnects.get(a.worker, -1.0) >= a.start]
 
 
 def task_states(events: Sequence[ev.Event]) -> dict[int, str]:
