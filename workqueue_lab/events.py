@@ -94,15 +94,7 @@ class EventLog:
                redelivered: bool = False, requeue: bool | None = None, detail: str = "") -> Event:
         """Append an event stamped now; safe from any thread (called once or twice per message: keep it lean)."""
         event = Event(time.monotonic() - self.t0, kind, worker, task, tag, redelivered, requeue, detail)
-        events = self._events
-        if len(events) < self.max_events:
-            events.append(event)  # atomic: no lock on this hot path (a race overshoots the bound by a few)
-        else:
-            with self._lock:
-                self.dropped += 1
-        if self._waiting:
-            with self._lock:
-                self._changed.notify_all()
+        self._append(event)
         return event
 
     def note(self, kind: str, worker: int | None = None, task: int | None = None, tag: int | None = None,
@@ -110,9 +102,12 @@ class EventLog:
         """record() for the per-message hot path (a worker's deliver and ack, a publish): the same event,
         stamped now, but kept as a plain tuple until the log is read, so the worker does not pay for
         building the Event object (reading builds it, once)."""
+        self._append((time.monotonic() - self.t0, kind, worker, task, tag, redelivered, requeue, detail))
+
+    def _append(self, item: Event | tuple) -> None:
         events = self._events
         if len(events) < self.max_events:
-            events.append((time.monotonic() - self.t0, kind, worker, task, tag, redelivered, requeue, detail))
+            events.append(item)  # atomic: no lock on this hot path (a race overshoots the bound by a few)
         else:
             with self._lock:
                 self.dropped += 1
