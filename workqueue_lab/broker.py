@@ -22,7 +22,7 @@ import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -359,36 +359,60 @@ class Broker:
 @contextlib.contextmanager
 def _node_setting(broker: Broker, ms: int, tick_ms: int) -> Iterator[bool]:
     """Set consumer_timeout and channel_tick_interval in one eval that restores them; yields success."""
+
+    def program(started_flag: str, stop_flag: str) -> str:
+        return (
+            "Keys = [consumer_timeout, channel_tick_interval], "
+            "Old = [application:get_env(rabbit, K) || K <- Keys], "
+            f"application:set_env(rabbit, consumer_timeout, {int(ms)}), "
+            f"application:set_env(rabbit, channel_tick_interval, {int(tick_ms)}), "
+            f'file:write_file("{started_flag}", io_lib:format("~p", [Old])), '
+            f'Wait = fun W(0) -> ok; W(N) -> case filelib:is_regular("{stop_flag}") of '
+            "true -> ok; false -> timer:sleep(50), W(N - 1) end end, Wait(2400), "
+            f"Ours = [{{ok, {int(ms)}}}, {{ok, {int(tick_ms)}}}], "
+            # put back only what is still ours: if someone changed a value meanwhile, theirs stays
+            "lists:foreach(fun({K, Mine, Before}) -> case application:get_env(rabbit, K) of "
+            "Mine -> case Before of {ok, V} -> application:set_env(rabbit, K, V); "
+            "undefined -> application:unset_env(rabbit, K) end; _ -> ok end end, lists:zip3(Keys, Ours, Old)), "
+            'io:format("restored ~p~n", [Old]).'
+        )
+
+    with in_node(broker, program, "ack timeout") as (started, _output):
+        yield started
+
+
+@contextlib.contextmanager
+def in_node(broker: Broker, program: Callable[[str, str], str], what: str,
+            start_timeout: float = 30) -> Iterator[tuple[bool, list[str]]]:
+    """Run an Erlang program inside the broker's node for the length of the block.
+
+    ``program(started_flag, stop_flag)`` returns the code for ``rabbitmqctl eval``: it
+    writes ``started_flag`` once it is under way and ends when ``stop_flag`` exists (and
+    by itself after a while, should this process die).  One CLI start for the whole block
+    instead of one per call.  Yields (started, output lines); the lines are filled in
+    when the block ends.
+    """
     import tempfile
     import threading
     import time
 
-    base = os.path.join(tempfile.gettempdir(), f"workqueue-lab-timeout-{os.getpid()}-{time.time_ns()}")
+    base = os.path.join(tempfile.gettempdir(), f"workqueue-lab-{os.getpid()}-{time.time_ns()}")
     started_flag, stop_flag = base + ".started", base + ".stop"
-    program = (
-        "Keys = [consumer_timeout, channel_tick_interval], "
-        "Old = [application:get_env(rabbit, K) || K <- Keys], "
-        f"application:set_env(rabbit, consumer_timeout, {int(ms)}), "
-        f"application:set_env(rabbit, channel_tick_interval, {int(tick_ms)}), "
-        f'file:write_file("{started_flag}", io_lib:format("~p", [Old])), '
-        f'Wait = fun W(0) -> ok; W(N) -> case filelib:is_regular("{stop_flag}") of '
-        "true -> ok; false -> timer:sleep(50), W(N - 1) end end, Wait(2400), "
-        f"Ours = [{{ok, {int(ms)}}}, {{ok, {int(tick_ms)}}}], "
-        # put back only what is still ours: if someone changed a value meanwhile, theirs stays
-        "lists:foreach(fun({K, Mine, Before}) -> case application:get_env(rabbit, K) of "
-        "Mine -> case Before of {ok, V} -> application:set_env(rabbit, K, V); "
-        "undefined -> application:unset_env(rabbit, K) end; _ -> ok end end, lists:zip3(Keys, Ours, Old)), "
-        'io:format("restored ~p~n", [Old]).'
-    )
-    thread = threading.Thread(target=lambda: broker.ctl("eval", program, timeout=180),
-                              name="workqueue-lab ack timeout", daemon=True)
+    code = program(started_flag, stop_flag)
+    output: list[str] = []
+
+    def run() -> None:
+        proc = broker.ctl("eval", code, timeout=180)
+        if proc is not None and proc.returncode == 0:
+            output.extend(proc.stdout.splitlines())
+
+    thread = threading.Thread(target=run, name=f"workqueue-lab {what}", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + start_timeout
     while not os.path.exists(started_flag) and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.02)
-    started = os.path.exists(started_flag)
     try:
-        yield started
+        yield os.path.exists(started_flag), output
     finally:
         with open(stop_flag, "w"):
             pass
@@ -442,7 +466,7 @@ def _wait_for_port(url: str, timeout: float) -> None:
 _current: Broker | None = None
 
 
-def find_broker(force: str | None = None, verbose: bool = False) -> Broker:
+def find_broker(force: str | None = None) -> Broker:
     """Find or start a broker, in the documented order; reuse it within this process."""
     global _current
     force = force or os.environ.get(settings.ENV_BROKER) or None

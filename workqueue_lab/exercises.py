@@ -1,4 +1,4 @@
-"""Self-checks for the exercises in notebooks 00-02, and two small helpers those notebooks use.
+"""Self-checks for the exercises in notebooks 00-02.
 
 Every ``check_*`` function prints one friendly line per finding (✔ or ✘) and
 returns True only when everything it looks at is right, so a notebook can say
@@ -11,15 +11,14 @@ never the learner's code, so any correct solution passes.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .broker import Broker
-    from .experiment import Run, RunResult
+    from .experiment import RunResult
 
 OK, NO = "✔", "✘"
 
@@ -131,87 +130,3 @@ def check_nothing_lost(result: RunResult | None) -> bool:
                f"{len(result.completed)} of {len(published)} tasks were completed")
     ok &= _say(bool(result.redelivered), f"tasks redelivered after the crash: {result.redelivered or 'none'}")
     return ok
-
-
-# --- helpers the notebooks use -----------------------------------------------------------------
-# Workarounds, to be removed once broker.py offers the same (see the notes on each).
-
-
-@contextlib.contextmanager
-def watch_queue(run: Run, every: float = 0.1) -> Iterator[list]:
-    """Sample the run's queue (ready, unacked) every ``every`` seconds into ``run.samples``.
-
-    Like calling ``run.sample()`` in a loop, but with live counts and without paying
-    for one ``rabbitmqctl`` start per sample: on a node the lab controls, a single
-    ``rabbitmqctl eval`` samples inside the broker until the block ends.  Elsewhere
-    it falls back to ``broker.queue_stats`` from a background thread.
-    Yields ``run.samples``; the broker's samples are added when the block ends.
-    """
-    import os
-    import tempfile
-    import threading
-    import time
-    import urllib.parse
-
-    broker = run.broker
-    base = os.path.join(tempfile.gettempdir(), f"workqueue-lab-watch-{os.getpid()}-{id(run)}-{time.time_ns()}")
-    started_flag, stop_flag = base + ".started", base + ".stop"
-    path = urllib.parse.urlsplit(broker.url).path
-    vhost = urllib.parse.unquote(path[1:]) if len(path) > 1 else "/"
-
-    def erl_binary(text: str) -> str:
-        return '<<"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"/utf8>>'
-
-    loops = int(120 / every)  # never more than two minutes, even if nobody stops it
-    program = (
-        f'Q = rabbit_misc:r({erl_binary(vhost)}, queue, {erl_binary(run.queue)}), '
-        'Sample = fun() -> case rabbit_amqqueue:lookup(Q) of '
-        '{ok, Q1} -> [{_, R}, {_, U}] = rabbit_amqqueue:info(Q1, [messages_ready, messages_unacknowledged]), '
-        'io:format("~b ~b ~b~n", [erlang:system_time(millisecond), R, U]); _ -> ok end end, '
-        f'Loop = fun L(0) -> ok; L(N) -> Sample(), case filelib:is_regular("{stop_flag}") of '
-        f'true -> ok; false -> timer:sleep({max(10, int(every * 1000))}), L(N - 1) end end, '
-        f'file:write_file("{started_flag}", <<"started">>), Loop({loops}).'
-    )
-    offset = time.monotonic() - time.time() - run.log.t0  # wall-clock seconds (the broker's) -> run clock
-    lines: list[str] = []
-    stopping = threading.Event()
-    fallback: list[tuple[float, int, int | None]] = []
-
-    def in_broker() -> None:
-        proc = broker.ctl("eval", program, timeout=150)
-        if proc is not None and proc.returncode == 0:
-            lines.extend(proc.stdout.splitlines())
-
-    def from_python() -> None:
-        while not stopping.is_set():
-            stats = broker.queue_stats(run.queue)
-            fallback.append((time.monotonic() - run.log.t0, stats.ready, stats.unacked))
-            stopping.wait(max(every, 0.5))
-
-    threads = []
-    if broker.kind in ("local", "private"):
-        threads.append(threading.Thread(target=in_broker, name="workqueue-lab queue watch", daemon=True))
-        threads[-1].start()
-        deadline = time.monotonic() + 20  # the CLI takes a moment to start: begin once it samples
-        while not os.path.exists(started_flag) and threads[-1].is_alive() and time.monotonic() < deadline:
-            time.sleep(0.02)
-    if not os.path.exists(started_flag):  # no control over the node, or the CLI failed: poll from here
-        threads.append(threading.Thread(target=from_python, name="workqueue-lab queue watch", daemon=True))
-        threads[-1].start()
-    try:
-        yield run.samples
-    finally:
-        stopping.set()
-        with open(stop_flag, "w"):
-            pass
-        for thread in threads:
-            thread.join(10)
-        for flag in (started_flag, stop_flag):
-            with contextlib.suppress(OSError):
-                os.remove(flag)
-        for line in lines:
-            parts = line.split()
-            if len(parts) == 3 and all(p.isdigit() for p in parts):
-                run.samples.append((int(parts[0]) / 1000 + offset, int(parts[1]), int(parts[2])))
-        run.samples.extend(fallback)
-        run.samples.sort()

@@ -9,17 +9,18 @@ interrupt or the kernel's exit stops them too.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
 import time
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import events as ev
 from . import settings
-from .broker import Broker, QueueStats, find_broker
+from .broker import Broker, QueueStats, find_broker, in_node
 from .errors import BrokerUnavailable, LabError
 from .producer import publish
 from .scenario import Scenario, WorkerSpec, check_prefetch, make_workers
@@ -146,8 +147,7 @@ class Run:
         self.stop()
 
     # --- waiting ----------------------------------------------------------------------
-    def wait(self, timeout: float | None = None, progress: bool = True, watch: Sequence[str] = (),
-             sample_every: float | None = None) -> RunResult:
+    def wait(self, timeout: float | None = None, progress: bool = True, watch: Sequence[str] = ()) -> RunResult:
         """Wait until every task is finished (or nothing more can happen), then stop.
 
         ``watch``: other queues whose messages are still on their way back (a retry queue).
@@ -157,13 +157,9 @@ class Run:
         total = len(self._task_ids)
         display = _progress(total, progress)
         deadline = time.monotonic() + timeout
-        next_sample = 0.0
         try:
             while True:
                 now = time.monotonic()
-                if sample_every is not None and now >= next_sample:
-                    self.sample()
-                    next_sample = now + sample_every
                 if self._finished(watch):
                     break
                 if now > deadline:
@@ -200,6 +196,61 @@ class Run:
             "queue keeps its persistent messages), so start RabbitMQ again and re-run.")
         error.result = result
         raise error
+
+    @contextlib.contextmanager
+    def watch_queue(self, every: float = 0.1) -> Iterator[list]:
+        """Sample the queue's (ready, unacked) every ``every`` seconds into ``self.samples``.
+
+        Live counts, without one ``rabbitmqctl`` start per sample: on a node the lab
+        controls, one eval samples inside the broker until the block ends (its samples
+        are added then); elsewhere ``sample()`` polls from a background thread.
+        """
+        import urllib.parse
+
+        path = urllib.parse.urlsplit(self.broker.url).path
+        vhost = urllib.parse.unquote(path[1:]) if len(path) > 1 else "/"
+
+        def erl_binary(text: str) -> str:
+            return '<<"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"/utf8>>'
+
+        def program(started_flag: str, stop_flag: str) -> str:
+            return (
+                f'Q = rabbit_misc:r({erl_binary(vhost)}, queue, {erl_binary(self.queue)}), '
+                'Sample = fun() -> case rabbit_amqqueue:lookup(Q) of '
+                '{ok, Q1} -> [{_, R}, {_, U}] = rabbit_amqqueue:info(Q1, [messages_ready, messages_unacknowledged]), '
+                'io:format("~b ~b ~b~n", [erlang:system_time(millisecond), R, U]); _ -> ok end end, '
+                f'Loop = fun L(0) -> ok; L(N) -> Sample(), case filelib:is_regular("{stop_flag}") of '
+                f'true -> ok; false -> timer:sleep({max(10, int(every * 1000))}), L(N - 1) end end, '
+                f'file:write_file("{started_flag}", <<"started">>), Loop({int(120 / every)}).'
+            )
+
+        offset = time.monotonic() - time.time() - self.log.t0  # the broker's wall clock -> the run's clock
+        stopping = threading.Event()
+
+        def poll() -> None:
+            while not stopping.is_set():
+                self.sample()
+                stopping.wait(max(every, 0.5))
+
+        with contextlib.ExitStack() as stack:
+            started, lines = False, []
+            if self.broker.kind in ("local", "private"):
+                started, lines = stack.enter_context(in_node(self.broker, program, "queue watch", 20))
+            poller = None
+            if not started:  # no control over the node, or the CLI failed: poll from here
+                poller = threading.Thread(target=poll, name="workqueue-lab queue watch", daemon=True)
+                poller.start()
+            try:
+                yield self.samples
+            finally:
+                stopping.set()
+                if poller is not None:
+                    poller.join(10)
+        for line in lines:
+            parts = line.split()
+            if len(parts) == 3 and all(p.isdigit() for p in parts):
+                self.samples.append((int(parts[0]) / 1000 + offset, int(parts[1]), int(parts[2])))
+        self.samples.sort()
 
     def sample(self) -> QueueStats:
         """Record the queue's ready/unacked counts now (for plots of the queue over time)."""
