@@ -47,8 +47,10 @@ lab: $(STAMP)
 
 # Tests run simulated work 20x faster unless the caller already chose a scale.
 test: export WORKQUEUE_LAB_TIME_SCALE ?= 0.05
+# One prefix per run for tests and notebooks alike: a test run never resets a learner's own task_queue.
+test: export WORKQUEUE_LAB_PREFIX ?= test-$(shell od -An -N3 -tx1 /dev/urandom | tr -d " \n").
 test: $(STAMP)
-	@echo "== WORKQUEUE_LAB_TIME_SCALE=$$WORKQUEUE_LAB_TIME_SCALE"
+	@echo "== WORKQUEUE_LAB_TIME_SCALE=$$WORKQUEUE_LAB_TIME_SCALE WORKQUEUE_LAB_PREFIX=$$WORKQUEUE_LAB_PREFIX"
 	@rc=0; \
 	echo "== $(VPY) -m pytest tests $(PYTEST_ARGS)"; \
 	$(VPY) -m pytest tests $(PYTEST_ARGS) || rc=1; \

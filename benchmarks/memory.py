@@ -20,7 +20,7 @@ import gc
 import sys
 import tracemalloc
 
-from workqueue_lab import events as ev
+from workqueue_lab.record import events as ev
 
 
 def measure(n: int, mix: str) -> tuple[float, float, int]:

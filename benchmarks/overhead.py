@@ -8,7 +8,7 @@ the lab's ``message_id`` property, no publisher confirms) and only then does a c
 consumption is timed: from the first delivery reaching the callback to the last ``basic_ack`` returning.
 
 * raw -- a pika ``BlockingConnection`` consumer whose callback acks (the lesson's worker.py, no sleep);
-* lab -- a ``workqueue_lab.experiment.Run`` with one worker and a callback that just acks; the time is
+* lab -- a ``workqueue_lab.engine.run.Run`` with one worker and a callback that just acks; the time is
   the first DELIVER to the last ACK event in the run's event log (the same two points as raw).
 
 Both use the same connection parameters (``broker.parameters(heartbeat=30)``) and the same
@@ -19,7 +19,7 @@ thread also reads a few µs higher than in the main thread).
 Transient is the default because it is the stricter test: the broker is faster, so the client's own
 cost per message (which is what the lab adds to) is a larger share of the total.
 
-Publish: ``workqueue_lab.producer.publish`` (recording PUBLISH events into an EventLog) against a raw
+Publish: ``workqueue_lab.engine.producer.publish`` (recording PUBLISH events into an EventLog) against a raw
 loop of ``basic_publish`` with the same properties (delivery mode + ``message_id``), both timed from
 connect to close, transient and persistent, with and without publisher confirms.
 
@@ -47,12 +47,12 @@ from dataclasses import dataclass, field
 
 import pika
 
-from workqueue_lab import events as ev
 from workqueue_lab import settings
-from workqueue_lab.broker import find_broker
-from workqueue_lab.experiment import Run
-from workqueue_lab.producer import publish
-from workqueue_lab.scenario import Scenario, WorkerSpec
+from workqueue_lab.broker.handle import find_broker
+from workqueue_lab.engine.producer import publish
+from workqueue_lab.engine.run import Run
+from workqueue_lab.engine.scenario import Scenario, WorkerSpec
+from workqueue_lab.record import events as ev
 
 TARGET = 0.9
 NOISE_SPREAD = 1.25  # raw's own best/worst round above this: the machine is too busy to resolve 10 %
@@ -210,8 +210,8 @@ def instrumentation_cost(n: int = 5_000, rounds: int = 25) -> float | None:
     try:
         from types import SimpleNamespace
 
-        from workqueue_lab.broker import Broker
-        from workqueue_lab.workers import WorkerThread
+        from workqueue_lab.broker.handle import Broker
+        from workqueue_lab.engine.workers import WorkerThread
 
         def callback(ch, method, properties, body):
             ch.basic_ack(delivery_tag=method.delivery_tag)

@@ -1,4 +1,4 @@
-"""Timeline scaling: seconds to draw and to save ``workqueue_lab.timeline.plot_timeline`` (Agg).
+"""Timeline scaling: seconds to draw and to save ``workqueue_lab.views.timeline.plot_timeline`` (Agg).
 
     .venv/bin/python benchmarks/plot_scaling.py                 # 1k, 10k, 100k attempts
     .venv/bin/python benchmarks/plot_scaling.py --sizes 1000 5000
@@ -23,8 +23,8 @@ import time
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from workqueue_lab import events as ev  # noqa: E402
-from workqueue_lab.timeline import plot_timeline  # noqa: E402
+from workqueue_lab.record import events as ev  # noqa: E402
+from workqueue_lab.views.timeline import plot_timeline  # noqa: E402
 
 TARGETS = {10_000: 1.0, 100_000: 5.0}
 WORKERS = 4

@@ -7,7 +7,7 @@ Import: ``python -c "import workqueue_lab"`` in a new process, timed inside it w
 around the import (median of ``--repeat`` processes); also lists which heavy modules that import
 pulled in -- pika, matplotlib and ipywidgets must not be (they load on first use).  Target <= 0.3 s.
 
-Private node: ``workqueue_lab.private_node`` with a temporary ``WORKQUEUE_LAB_HOME``, every step in
+Private node: ``workqueue_lab.broker.node`` with a temporary ``WORKQUEUE_LAB_HOME``, every step in
 its own fresh process (like a new kernel), timed inside that process:
   cold start  -- start() on an empty home: pick ports, write config, boot RabbitMQ, wait until ready;
   reuse       -- start() from another process while it runs (a second kernel finds it);
@@ -59,7 +59,7 @@ print(json.dumps({"seconds": dt, "heavy": sorted(m for m in HEAVY if m in sys.mo
 
 NODE_CODE = """
 import json, sys, time
-from workqueue_lab import private_node
+from workqueue_lab.broker import node as private_node
 step = sys.argv[1]
 t = time.perf_counter()
 if step == "stop":
@@ -119,7 +119,7 @@ def bench_import(repeat: int) -> tuple[list[tuple[str, str]], bool, str]:
 
 def bench_node() -> tuple[list[tuple[str, str]], bool, str]:
     sys.path.insert(0, str(ROOT))
-    from workqueue_lab import private_node
+    from workqueue_lab.broker import node as private_node
 
     if private_node.server_script() is None:
         return [("private node", "skipped: rabbitmq-server is not installed")], True, "node skipped (not installed)"

@@ -8,11 +8,13 @@ never touch a learner's queues.
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
 
 os.environ.setdefault("WORKQUEUE_LAB_TIME_SCALE", "0.05")
-os.environ.setdefault("WORKQUEUE_LAB_PREFIX", "pytest.")
+# Unique per run: two runs on one broker (two checkouts, CI beside a session) never reset each other.
+os.environ.setdefault("WORKQUEUE_LAB_PREFIX", f"pytest-{uuid.uuid4().hex[:6]}.")
 
 
 @pytest.fixture(scope="session")

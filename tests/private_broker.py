@@ -15,8 +15,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from workqueue_lab import private_node, settings
-from workqueue_lab.broker import Broker
+from workqueue_lab import settings
+from workqueue_lab.broker import node as private_node
+from workqueue_lab.broker.handle import Broker
 from workqueue_lab.errors import BrokerUnavailable
 
 _home: Path | None = None

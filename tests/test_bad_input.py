@@ -23,9 +23,10 @@ from helpers import lab_threads, wait_until
 from private_broker import ensure_running, private_broker
 
 import workqueue_lab as lab
-import workqueue_lab.broker as broker_mod
-from workqueue_lab import events as ev
-from workqueue_lab import private_node, settings
+import workqueue_lab.broker.handle as broker_mod
+from workqueue_lab import settings
+from workqueue_lab.broker import node as private_node
+from workqueue_lab.record import events as ev
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "errors.md"

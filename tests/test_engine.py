@@ -8,7 +8,7 @@ import threading
 from helpers import lab_threads, wait_until
 
 import workqueue_lab as lab
-from workqueue_lab import events as ev
+from workqueue_lab.record import events as ev
 
 SLOW = 1 / 2.75  # a slow worker takes 2.75 s per one-dot task: no ties with the fast one
 

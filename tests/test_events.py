@@ -2,8 +2,8 @@
 
 import threading
 
-from workqueue_lab import events as ev
-from workqueue_lab.events import Event
+from workqueue_lab.record import events as ev
+from workqueue_lab.record.events import Event
 
 
 def E(t, kind, worker=None, task=None, tag=None, **kw):

@@ -17,7 +17,7 @@ from helpers import wait_until
 from private_broker import private_broker
 
 from workqueue_lab import settings
-from workqueue_lab.broker import Broker
+from workqueue_lab.broker.handle import Broker
 
 REPO = Path(__file__).resolve().parents[1]
 QUEUE = "lab_queue"

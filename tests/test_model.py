@@ -3,9 +3,9 @@
 import pytest
 
 import workqueue_lab as lab
-from workqueue_lab import events as ev
-from workqueue_lab.model import predict
-from workqueue_lab.scenario import Scenario, make_workers
+from workqueue_lab.engine.scenario import Scenario, make_workers
+from workqueue_lab.record import events as ev
+from workqueue_lab.record.model import predict
 
 SLOW = 1 / 2.75
 

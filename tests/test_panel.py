@@ -11,8 +11,8 @@ import traitlets
 from helpers import lab_threads
 
 import workqueue_lab as lab
-from workqueue_lab import events as ev
-from workqueue_lab import panel as lab_panel
+from workqueue_lab.record import events as ev
+from workqueue_lab.views import panel as lab_panel
 
 
 @pytest.fixture

@@ -23,14 +23,15 @@ from pathlib import Path
 import pika
 import pytest
 
-from workqueue_lab import private_node, settings
+from workqueue_lab import settings
+from workqueue_lab.broker import node as private_node
 from workqueue_lab.errors import LabError
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workqueue_lab.private_node", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "workqueue_lab.broker.node", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -22,9 +22,9 @@ from helpers import lab_threads, wait_until
 from private_broker import private_broker
 
 import workqueue_lab as lab
-from workqueue_lab import events as ev
 from workqueue_lab import settings
-from workqueue_lab.broker import Broker
+from workqueue_lab.broker.handle import Broker
+from workqueue_lab.record import events as ev
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +249,7 @@ def _my_connections(port: int) -> int:
 
 
 def test_every_entry_point_three_times_leaves_no_threads_and_no_connections(fresh, record_property):
-    from workqueue_lab.panel import Panel
+    from workqueue_lab.views.panel import Panel
 
     broker = fresh
     # no management URL: connection_count() asks rabbitmqctl (the management API's list lags by up to 5 s)

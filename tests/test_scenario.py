@@ -2,8 +2,10 @@
 
 import pytest
 
-from workqueue_lab import LabError, broker, scenario
-from workqueue_lab.scenario import Fault, FaultState, Scenario, WorkerSpec, check_prefetch, fault
+from workqueue_lab import LabError
+from workqueue_lab.broker import handle as broker
+from workqueue_lab.engine import scenario
+from workqueue_lab.engine.scenario import Fault, FaultState, Scenario, WorkerSpec, check_prefetch, fault
 
 
 @pytest.mark.parametrize("value, words", [(-1, "negative"), (1.5, "whole number"), ("1", "whole number"),

@@ -7,7 +7,7 @@ import math
 import pytest
 
 import workqueue_lab as lab
-from workqueue_lab import sweep
+from workqueue_lab.views import sweep
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ def test_makespan_favours_prefetch_1_for_mixed_tasks(clean, fast):
 
 
 def test_typical_rate_ignores_a_stall_and_median_wait_pairs_ack_with_next_delivery():
-    from workqueue_lab.events import Event
+    from workqueue_lab.record.events import Event
 
     times = [0.0, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.007, 0.008, 0.009, 0.5]  # one 491 ms stall
     assert sweep.typical_rate(times) == pytest.approx(1000)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from workqueue_lab import events as ev
-from workqueue_lab import progress, tables, timeline
-from workqueue_lab.events import Event
+from workqueue_lab.record import events as ev
+from workqueue_lab.record.events import Event
+from workqueue_lab.views import progress, tables, timeline
 
 ROOT = Path(__file__).resolve().parents[1]
 VIEWS = ("timeline", "tables", "progress")
@@ -167,7 +167,7 @@ def test_figure_shows_itself_once_as_png_without_pyplot():
     fig = timeline.plot_timeline(crash_and_redelivery())
     assert type(fig).__name__ == "LabFigure" and fig._repr_png_().startswith(b"\x89PNG")
     assert fig._repr_html_() is None  # so JupyterLab shows the PNG, once
-    from workqueue_lab.timeline import LabFigure  # what sweep.py imports
+    from workqueue_lab.views.timeline import LabFigure  # what sweep.py imports
 
     assert isinstance(fig, LabFigure)
 
@@ -337,7 +337,8 @@ def test_run_progress_follows_a_log():
 # --- boundaries ----------------------------------------------------------------------------------
 
 def test_views_do_not_import_pika():
-    code = ("import sys\nimport workqueue_lab.timeline, workqueue_lab.tables, workqueue_lab.progress\n"
+    code = ("import sys\nimport workqueue_lab.views.timeline, workqueue_lab.views.tables, "
+            "workqueue_lab.views.progress\n"
             "print('pika' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -346,12 +347,12 @@ def test_views_do_not_import_pika():
 
 @pytest.mark.parametrize("name", VIEWS)
 def test_views_import_only_events_from_the_lab_and_nothing_heavy_at_import(name):
-    tree = ast.parse((ROOT / "workqueue_lab" / f"{name}.py").read_text())
+    tree = ast.parse((ROOT / "workqueue_lab" / "views" / f"{name}.py").read_text())
     for node in tree.body:  # module level only: matplotlib and IPython load inside functions
         if isinstance(node, ast.Import):
             assert all(a.name.split(".")[0] in sys.stdlib_module_names for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                assert node.module is None and [a.name for a in node.names] == ["events"]
+                assert node.module == "record" and [a.name for a in node.names] == ["events"]
             else:
                 assert node.module.split(".")[0] in sys.stdlib_module_names | {"__future__"}

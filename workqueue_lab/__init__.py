@@ -14,35 +14,34 @@ import importlib
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    # broker
-    "find_broker": "broker", "Broker": "broker", "QueueStats": "broker", "mask": "broker",
-    # experiments
-    "run": "experiment", "start": "experiment", "Run": "experiment", "RunResult": "experiment",
-    "stop_all": "experiment",
-    "live_threads": "experiment", "task_states": "experiment",
-    "Scenario": "scenario", "WorkerSpec": "scenario", "Fault": "scenario", "fault": "scenario",
-    "LESSON_TASKS": "scenario", "POISON": "scenario", "numbered_tasks": "scenario", "json_tasks": "scenario",
-    "work": "workers", "TaskFailed": "workers",
-    "lesson_callback": "callbacks", "auto_ack_callback": "callbacks", "forgetful_callback": "callbacks",
-    "requeue_on_error": "callbacks", "reject_on_error": "callbacks", "TaskWorker": "callbacks",
-    # data and views
-    "EventLog": "events", "Event": "events", "attempts": "events", "tasks_by_worker": "events",
-    "plot_timeline": "timeline", "compare": "timeline", "plot_distribution": "timeline",
-    "plot_queue_depth": "timeline", "summary_table": "tables", "event_table": "tables",
-    "LabError": "errors", "predict": "model",
+_NAMES_BY_MODULE = {
+    "broker.handle": ("find_broker", "Broker", "QueueStats", "mask"),
+    "engine.run": ("run", "start", "Run", "RunResult", "stop_all", "live_threads", "task_states"),
+    "engine.scenario": ("Scenario", "WorkerSpec", "Fault", "fault", "LESSON_TASKS", "POISON", "numbered_tasks",
+                        "json_tasks"),
+    "engine.workers": ("work", "TaskFailed"),
+    "lessons.callbacks": ("lesson_callback", "auto_ack_callback", "forgetful_callback", "requeue_on_error",
+                          "reject_on_error", "TaskWorker"),
+    "record.events": ("EventLog", "Event", "attempts", "tasks_by_worker"),
+    "record.model": ("predict",),
+    "views.timeline": ("plot_timeline", "compare", "plot_distribution", "plot_queue_depth"),
+    "views.tables": ("summary_table", "event_table"),
+    "errors": ("LabError",),
 }
+_EXPORTS = {name: module for module, names in _NAMES_BY_MODULE.items() for name in names}
 
 __all__ = [*_EXPORTS, "connect", "reset"]
 
 
 # Submodules a notebook may use as attributes (lab.settings.name(...)) without importing them first.
-_SUBMODULES = {"settings", "events", "broker", "scenario", "timeline", "tables", "model", "private_node"}
+_SUBMODULES = {"settings": "settings", "errors": "errors", "events": "record.events", "model": "record.model",
+               "broker": "broker", "node": "broker.node", "scenario": "engine.scenario",
+               "timeline": "views.timeline", "tables": "views.tables", "panel": "views.panel", "sweep": "views.sweep"}
 
 
 def __getattr__(name: str):
     if name in _SUBMODULES:
-        return importlib.import_module(f".{name}", __name__)
+        return importlib.import_module(f".{_SUBMODULES[name]}", __name__)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'workqueue_lab' has no attribute {name!r}")
@@ -53,15 +52,15 @@ def __getattr__(name: str):
 
 def connect(force: str | None = None):
     """Find or start a broker (see ``workqueue_lab.broker``) and return its handle."""
-    from .broker import find_broker
+    from .broker.handle import find_broker
 
     return find_broker(force)
 
 
 def reset() -> list[str]:
     """Stop running experiments and delete the lab's own queues and exchanges."""
-    from .broker import find_broker
-    from .experiment import stop_all
+    from .broker.handle import find_broker
+    from .engine.run import stop_all
 
     stop_all()
     return find_broker().reset()

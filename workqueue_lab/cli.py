@@ -13,7 +13,7 @@ from .errors import LabError
 
 
 def _broker_status(args: argparse.Namespace) -> int:
-    from .broker import find_broker
+    from .broker.handle import find_broker
 
     b = find_broker(args.force)
     stats = b.queue_stats(_queue(args.queue))
@@ -24,7 +24,7 @@ def _broker_status(args: argparse.Namespace) -> int:
 
 
 def _broker_start(args: argparse.Namespace) -> int:
-    from .broker import find_broker
+    from .broker.handle import find_broker
 
     b = find_broker(args.force)
     print(f"RabbitMQ {b.version} ({b.kind}) ready at {b.masked_url}")
@@ -32,8 +32,7 @@ def _broker_start(args: argparse.Namespace) -> int:
 
 
 def _broker_stop(args: argparse.Namespace) -> int:
-    from . import private_node
-
+    from .broker import node as private_node
     if private_node.stop():
         print("Stopped the lab's private RabbitMQ node.")
     else:
@@ -42,7 +41,7 @@ def _broker_stop(args: argparse.Namespace) -> int:
 
 
 def _broker_reset(args: argparse.Namespace) -> int:
-    from .broker import find_broker
+    from .broker.handle import find_broker
 
     deleted = find_broker(args.force).reset()
     print("Deleted: " + (", ".join(deleted) if deleted else "nothing (no lab queues or exchanges found)"))
@@ -51,13 +50,12 @@ def _broker_reset(args: argparse.Namespace) -> int:
 
 def _queue(name: str) -> str:
     from . import settings
-
     return settings.name(name)
 
 
 def _new_task(args: argparse.Namespace) -> int:
-    from .broker import find_broker
-    from .producer import publish
+    from .broker.handle import find_broker
+    from .engine.producer import publish
 
     broker = find_broker()
     queue = _queue(args.queue)
@@ -71,9 +69,9 @@ def _new_task(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     """The lesson's worker loop on one connection in this process's main thread."""
-    from .broker import find_broker
-    from .callbacks import lesson_callback
-    from .scenario import check_prefetch
+    from .broker.handle import find_broker
+    from .engine.scenario import check_prefetch
+    from .lessons.callbacks import lesson_callback
 
     prefetch = check_prefetch(args.prefetch)
     conn = find_broker().connect()

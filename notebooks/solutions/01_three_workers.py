@@ -1,7 +1,7 @@
 # Solution to exercise 1 of 01_work_queue_pattern.ipynb: a third worker.
 # Run from the notebook with `%run -i solutions/01_three_workers.py` (it uses the notebook's `callback`).
 import workqueue_lab as lab
-from workqueue_lab import exercises as ex
+from workqueue_lab.lessons import exercises as ex
 
 six_tasks = lab.numbered_tasks([1, 2, 3, 3, 3, 3])
 result = lab.run(callback, tasks=six_tasks, workers=3, prefetch=1)  # noqa: F821 (callback: the notebook's)

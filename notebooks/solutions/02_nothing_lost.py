@@ -1,7 +1,7 @@
 # Solution to the exercise of 02_acknowledgements.ipynb: survive the crash.
 # Run from the notebook with `%run -i solutions/02_nothing_lost.py` (it uses the notebook's names).
 import workqueue_lab as lab
-from workqueue_lab import exercises as ex
+from workqueue_lab.lessons import exercises as ex
 
 # The fix: manual acknowledgement.  The callback acks only after lab.work() has finished, so the
 # messages worker 1 holds when it dies are unacked, and RabbitMQ requeues them for worker 2.

@@ -1,5 +1,5 @@
 # Solution to exercise 1 of notebook 03: fair dispatch is one call, made before consuming.
-from workqueue_lab import exercises_prefetch as ex
+from workqueue_lab.lessons import exercises_prefetch as ex
 
 
 def consume(channel, queue, on_message):

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import settings
-from .scenario import numbered_tasks
+from .. import settings
+from ..engine.scenario import numbered_tasks
 
 if TYPE_CHECKING:
-    from .broker import Broker
+    from ..broker.handle import Broker
 
 __all__ = ["Check", "check_consume", "check_prediction", "PREDICT_TASKS", "PREDICT_SPEEDS"]
 
@@ -82,7 +82,7 @@ def check_consume(consume: Callable, broker: Broker | None = None) -> Check:
     ``basic_qos(prefetch_count=1)`` set *before* ``basic_consume``, 4 stay in the
     queue; without it (or set too late) the broker pushes out all 5.
     """
-    from .broker import find_broker
+    from ..broker.handle import find_broker
 
     broker = broker or find_broker()
     queue = settings.name(CHECK_QUEUE)
@@ -153,8 +153,8 @@ def check_prediction(prefetch_0=None, prefetch_1=None, broker: Broker | None = N
     Pass a dict such as ``{1: [1, 2], 2: [3]}`` for one or both prefetch values;
     the check runs the real experiment for each prediction given and compares.
     """
+    from ..engine.run import run as lab_run
     from .callbacks import lesson_callback
-    from .experiment import run as lab_run
 
     predictions = {0: _normalise(prefetch_0), 1: _normalise(prefetch_1)}
     if all(p is None for p in predictions.values()):

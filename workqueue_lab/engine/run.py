@@ -18,10 +18,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import events as ev
-from . import settings
-from .broker import Broker, QueueStats, find_broker, in_node
-from .errors import BrokerUnavailable, LabError
+from .. import settings
+from ..broker.handle import Broker, QueueStats, find_broker, in_node
+from ..errors import BrokerUnavailable, LabError
+from ..record import events as ev
 from .producer import publish
 from .scenario import Scenario, WorkerSpec, check_prefetch, make_workers
 from .workers import Callback, WorkerThread
@@ -379,12 +379,12 @@ class RunResult:
         return ev.makespan(self.events)
 
     def timeline(self, title: str | None = None) -> Figure:
-        from .timeline import plot_timeline
+        from ..views.timeline import plot_timeline
 
         return plot_timeline(self.events, title=title)
 
     def table(self):
-        from .tables import summary_table
+        from ..views.tables import summary_table
 
         return summary_table(self.events)
 
@@ -399,7 +399,7 @@ def _progress(total: int, enabled: bool):
     if not enabled or total == 0:
         return None
     try:
-        from .progress import RunProgress
+        from ..views.progress import RunProgress
 
         return RunProgress(total)
     except Exception:  # progress is a nicety; never let it break a run

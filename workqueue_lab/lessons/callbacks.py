@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 
-from .workers import work
+from ..engine.workers import work
 
 
 def lesson_callback(ch, method, properties, body):

@@ -23,13 +23,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import events as ev
-from . import settings
-from .errors import LabError
-from .scenario import Scenario, check_prefetch, make_workers, numbered_tasks
+from .. import settings
+from ..engine.scenario import Scenario, check_prefetch, make_workers, numbered_tasks
+from ..errors import LabError
+from ..record import events as ev
 
 if TYPE_CHECKING:
-    from .broker import Broker
+    from ..broker.handle import Broker
 
 __all__ = ["Point", "Sweep", "throughput", "makespan_by_prefetch", "plot_sweeps", "VARIABLE_TASKS",
            "label", "typical_rate", "median_wait"]
@@ -139,7 +139,7 @@ def throughput(broker: Broker | None = None, prefetch_values: Sequence[int] = (1
     value again, interleaved, and keeps the best.
     Messages are transient: this measures dispatch, not the disk.
     """
-    from .broker import find_broker
+    from ..broker.handle import find_broker
 
     values = _check_values(prefetch_values)
     if n < 1:
@@ -162,7 +162,7 @@ def _throughput_once(broker: Broker, prefetch: int, n: int, workers: int, timeou
     """Fill the queue, start the workers, let them go together, record the acks."""
     import threading
 
-    from .experiment import Run
+    from ..engine.run import Run
 
     gate = threading.Event()
 
@@ -239,9 +239,9 @@ def makespan_by_prefetch(broker: Broker | None = None, prefetch_values: Sequence
     are reported in *work seconds* (real seconds divided by the time scale), so
     the numbers read the same at any time scale.
     """
-    from .broker import find_broker
-    from .callbacks import lesson_callback
-    from .experiment import run as lab_run
+    from ..broker.handle import find_broker
+    from ..engine.run import run as lab_run
+    from ..lessons.callbacks import lesson_callback
 
     values = _check_values(prefetch_values)
     broker = broker or find_broker()

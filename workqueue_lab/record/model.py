@@ -13,8 +13,8 @@ from __future__ import annotations
 import heapq
 from collections import deque
 
+from ..engine.scenario import Scenario, dots
 from . import events as ev
-from .scenario import Scenario, dots
 
 
 def predict(scenario: Scenario, seconds_per_dot: float = 1.0) -> list[ev.Event]:

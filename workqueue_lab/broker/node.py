@@ -23,8 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import settings
-from .errors import BrokerUnavailable, LabError
+from .. import settings
+from ..errors import BrokerUnavailable, LabError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: keep this module cheap to import
 if TYPE_CHECKING:

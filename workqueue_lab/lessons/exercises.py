@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .broker import Broker
-    from .experiment import RunResult
+    from ..broker.handle import Broker
+    from ..engine.run import RunResult
 
 OK, NO = "✔", "✘"
 
@@ -48,7 +48,7 @@ def check_environment(broker: Broker) -> bool:
 
     import pika
 
-    from .broker import mask
+    from ..broker.handle import mask
 
     ok = _say(sys.version_info >= (3, 10), f"Python {sys.version.split()[0]} (3.10 or newer needed)")
     pika_version = tuple(int(p) for p in pika.__version__.split(".")[:2] if p.isdigit())

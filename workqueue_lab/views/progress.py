@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 
-from . import events as ev
+from ..record import events as ev
 
 __all__ = ["Progress", "RunProgress", "watch", "in_jupyter"]
 

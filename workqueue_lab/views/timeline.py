@@ -36,7 +36,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Sequence
 
-from . import events as ev
+from ..record import events as ev
 
 __all__ = ["plot_timeline", "plot_distribution", "plot_queue_depth", "compare"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import events as ev
+from ..record import events as ev
 
 
 class InstrumentedChannel:

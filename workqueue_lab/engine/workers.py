@@ -15,13 +15,14 @@ import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from . import capture, settings
-from . import events as ev
+from .. import settings
+from ..record import events as ev
+from . import capture
 from .channel import InstrumentedChannel
 from .scenario import FaultState, WorkerSpec, dots
 
 if TYPE_CHECKING:
-    from .experiment import Run
+    from .run import Run
 
 Callback = Callable[[object, object, object, bytes], None]
 

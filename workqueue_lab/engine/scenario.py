@@ -11,7 +11,7 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from .errors import LabError
+from ..errors import LabError
 
 FAULT_KINDS = ("crash", "exception", "hang", "slow")
 ACK_MODES = ("manual", "auto")

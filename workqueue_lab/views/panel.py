@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as W
 
-from . import events as ev
-from .scenario import POISON, Scenario, WorkerSpec, fault, numbered_tasks
+from ..engine.scenario import POISON, Scenario, WorkerSpec, fault, numbered_tasks
+from ..record import events as ev
 
 if TYPE_CHECKING:
-    from .broker import Broker
-    from .experiment import RunResult
+    from ..broker.handle import Broker
+    from ..engine.run import RunResult
 
 __all__ = ["Panel", "panel_callback", "MIXES", "FAILURES", "tasks_for"]
 
@@ -67,7 +67,7 @@ def tasks_for(mix: str, count: int) -> tuple[str, ...]:
     elif mix == "every 4th long":
         seconds = [4 if i % 4 == 0 else 1 for i in range(count)]
     else:
-        from .errors import LabError
+        from ..errors import LabError
 
         raise LabError(f"Unknown task mix {mix!r}; use one of: {', '.join(MIXES)}.")
     return numbered_tasks(seconds[:count])
@@ -75,7 +75,7 @@ def tasks_for(mix: str, count: int) -> tuple[str, ...]:
 
 def panel_callback(ch, method, properties, body):
     """The panel's worker: the lesson's callback, plus the two error branches the toggles need."""
-    from .workers import TaskFailed, work
+    from ..engine.workers import TaskFailed, work
 
     try:
         message = body.decode()
@@ -193,8 +193,8 @@ class Panel:
 
     def run(self) -> RunResult:
         """Run the current scenario against RabbitMQ (what the Run button does); returns the result."""
-        from .broker import find_broker
-        from .experiment import Run
+        from ..broker.handle import find_broker
+        from ..engine.run import Run
 
         scenario = self.scenario()
         broker = self.broker or find_broker()
@@ -269,7 +269,7 @@ class Panel:
 
 
 def _task_states(events):
-    from .experiment import task_states
+    from ..engine.run import task_states
 
     return task_states(events)
 

@@ -6,10 +6,10 @@ import contextlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from . import events as ev
+from ..record import events as ev
 
 if TYPE_CHECKING:
-    from .broker import Broker
+    from ..broker.handle import Broker
 
 
 def publish(broker: Broker, queue: str, bodies: Iterable[str | bytes], log: ev.EventLog | None = None,

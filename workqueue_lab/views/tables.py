@@ -11,7 +11,7 @@ import html
 from collections.abc import Iterable, Mapping, Sequence
 from numbers import Number
 
-from . import events as ev
+from ..record import events as ev
 
 __all__ = ["Table", "summary_table", "event_table"]
 

@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import settings
-from .errors import BrokerUnavailable, LabError
+from .. import settings
+from ..errors import BrokerUnavailable, LabError
 
 if TYPE_CHECKING:  # pika is imported lazily: `import workqueue_lab` stays fast
     import pika
@@ -232,8 +232,7 @@ class Broker:
     def ctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess | None:
         """Run rabbitmqctl against this broker's node, or None if this broker cannot be controlled."""
         if self.kind == "private":
-            from . import private_node
-
+            from . import node as private_node
             return private_node.ctl(*args, timeout=timeout)
         if self.kind == "local" and shutil.which("rabbitmqctl"):
             try:
@@ -250,8 +249,7 @@ class Broker:
     def restart(self, wait: float = 90.0) -> None:
         """Restart RabbitMQ (durable queues and persistent messages survive)."""
         if self.kind == "private":
-            from . import private_node
-
+            from . import node as private_node
             private_node.restart(wait=wait)
         elif self.kind == "docker":
             self._handle.get_wrapped_container().restart()
@@ -351,8 +349,7 @@ class Broker:
         if self.kind == "docker":
             self._handle.stop()
         elif self.kind == "private":
-            from . import private_node
-
+            from . import node as private_node
             private_node.stop()
 
 
@@ -499,8 +496,7 @@ def _locate(force: str | None) -> Broker:
         return _from_testcontainers()
     if force == "docker":
         raise BrokerUnavailable("No Docker engine answers; start Docker, or unset WORKQUEUE_LAB_BROKER.")
-    from . import private_node
-
+    from . import node as private_node
     if private_node.server_script() is not None:
         if private_node.running() is None:  # booting (Binder) or not started: say why we wait
             print("Waiting for the lab's private RabbitMQ node to start (about 5-10 s)...", flush=True)
