@@ -1,0 +1,221 @@
+"""Start, find, wait for, stop and restart the learner's private node (one per user, reused across kernels)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from ...errors import BrokerUnavailable, LabError
+from . import users
+from .files import (
+    DEFAULT_MEMORY_MB,
+    NodeInfo,
+    NodeLock,
+    boot_log,
+    check_reachable,
+    info_from_state,
+    node_env,
+    pid_file,
+    prepare_files,
+    read_state,
+    script_or_fail,
+    write_state,
+)
+from .ports import LOOPBACK, amqp_answers, pick_ports, port_open, wait_ports_free
+from .procs import alive, kill_leftovers, node_pids
+from .users import Target, default_nodename, drop_kwargs, target, target_from_state
+
+NO_NODE = "No private RabbitMQ node has been started; run `python -m workqueue_lab.broker.node start`."
+
+
+def current() -> tuple[NodeInfo, dict] | None:
+    t = target()
+    if t is None:
+        return None
+    state = read_state(t.base)
+    if not state:
+        return None
+    return info_from_state(state, t.base), state
+
+
+def pid() -> int | None:
+    """OS pid of the running node's Erlang VM (beam.smp), or None."""
+    cur = current()
+    if cur is None:
+        return None
+    try:
+        value = int(pid_file(cur[0].base).read_text().strip())
+        os.kill(value, 0)
+    except (OSError, ValueError):
+        return None
+    return value
+
+
+def running() -> NodeInfo | None:
+    """The private node from the state file, if its AMQP port answers as that node."""
+    cur = current()
+    if cur is None:
+        return None
+    info, _ = cur
+    return info if amqp_answers(info) else None
+
+
+def wait_until_ready(timeout: float = 90.0, info: NodeInfo | None = None) -> NodeInfo:
+    """Poll until the node answers on AMQP and management; raise LabError with the log path if not."""
+    cur = current()
+    if cur is None:
+        raise LabError(NO_NODE)
+    state = cur[1]
+    info = info or cur[0]
+    deadline = time.monotonic() + timeout
+    amqp = False
+    while True:
+        amqp = amqp or amqp_answers(info, timeout=0.5)
+        if amqp and port_open(info.mgmt_port):
+            return info
+        if not amqp and not alive(info.base, state.get("pgid")):
+            # Check once more: the VM may have answered between the two probes.
+            if not amqp_answers(info, timeout=0.5):
+                raise BrokerUnavailable(
+                    f"The private RabbitMQ node {info.nodename} exited while booting; "
+                    f"read {boot_log(info.base)} and {info.base / 'log'} for the reason."
+                )
+        if time.monotonic() >= deadline:
+            raise BrokerUnavailable(
+                f"The private RabbitMQ node {info.nodename} did not answer on {LOOPBACK}:{info.amqp_port} "
+                f"within {timeout:.0f} s; read {boot_log(info.base)} for the reason, or wait longer."
+            )
+        time.sleep(0.2)
+
+
+def start(wait: float = 90.0, memory_mb: int = DEFAULT_MEMORY_MB, run_as: str | None = None) -> NodeInfo:
+    """Start the private node, or reuse it if it already runs; wait=0 returns right after launching.
+
+    memory_mb (the absolute memory high watermark) applies when the node boots, not to a reused one.
+    run_as only matters when called as root: the user the node runs as (default ``wqlab``).
+    """
+    if memory_mb < 64:
+        raise LabError(f"memory_mb={memory_mb} is too small for RabbitMQ; use at least 64 (default 256).")
+    t = target(run_as, create_user=True)
+    assert t is not None
+    if run_as:
+        users.remember_run_as(run_as)
+    return start_as(t, wait, memory_mb, keep_ports=False)
+
+
+def start_as(t: Target, wait: float, memory_mb: int, keep_ports: bool) -> NodeInfo:
+    script = script_or_fail()
+    with NodeLock(t):
+        state = read_state(t.base) or {}
+        if state:
+            info = info_from_state(state, t.base)
+            if amqp_answers(info):
+                return info
+            if alive(t.base, state.get("pgid")):
+                # Launched by another kernel and still booting: just wait for it.
+                if wait <= 0:
+                    return info
+                return wait_until_ready(wait, info)
+        if t.drop:
+            os.chown(t.base, t.uid, t.gid)
+            check_reachable(t)
+        nodename = state.get("nodename") or default_nodename(t)
+        saved = [int(state.get(k) or 0) for k in ("amqp_port", "mgmt_port", "dist_port")]
+        if all(saved) and wait_ports_free(saved, 10.0 if keep_ports else 0.0):
+            ports = (saved[0], saved[1], saved[2])  # the same node keeps its ports across boots
+        elif all(saved) and keep_ports:
+            raise BrokerUnavailable(
+                f"Ports {saved} of the private node are still taken; free them and call restart() again."
+            )
+        else:
+            ports = pick_ports()
+        info = NodeInfo(nodename, *ports, t.base)
+        prepare_files(info, t, memory_mb)
+        pgid = launch(script, info, t)
+        state = {
+            "nodename": info.nodename,
+            "amqp_port": info.amqp_port,
+            "mgmt_port": info.mgmt_port,
+            "dist_port": info.dist_port,
+            "user": t.user,
+            "pgid": pgid,
+            "memory_mb": memory_mb,
+            "script": str(script),
+            "started_at": time.time(),
+        }
+        write_state(t.base, state, t)
+    if wait <= 0:
+        return info
+    return wait_until_ready(wait, info)
+
+
+def launch(script: Path, info: NodeInfo, t: Target) -> int:
+    """Boot the server detached from the kernel; return its process group id."""
+    import subprocess
+
+    log_path = boot_log(info.base)
+    with open(log_path, "ab") as log:
+        if t.drop:
+            os.chown(log_path, t.uid, t.gid)
+        log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {info.nodename} =====\n".encode())
+        log.flush()
+        # `sh -c '"$0" &'` forks the server and exits at once, so the server is
+        # nobody's zombie-to-be and no Popen object lingers in the kernel; it
+        # stays in the new session's process group (pgid == sh's pid).
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", '"$0" &', str(script)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=info.base,
+            env=node_env(info, t),
+            start_new_session=True,
+            close_fds=True,
+            **drop_kwargs(t),
+        )
+        proc.wait()
+    return proc.pid
+
+
+def stop(wait: float = 30.0) -> bool:
+    """Stop the private node; True if one was running."""
+    cur = current()
+    if cur is None:
+        return False
+    info, state = cur
+    pgid = state.get("pgid")
+    running_now = alive(info.base, pgid) or amqp_answers(info)
+    if not running_now:
+        return False
+    deadline = time.monotonic() + wait
+    beam = pid()
+    if beam is not None and (beam in node_pids(info.base, pgid) or not os.path.isdir("/proc/self")):
+        # SIGTERM makes RabbitMQ (>= 3.8) stop gracefully, exactly like `rabbitmqctl shutdown`,
+        # without paying ~1.5 s to boot the CLI's own Erlang VM.
+        import signal
+
+        os.kill(beam, signal.SIGTERM)
+    else:
+        try:
+            from .ctl import ctl  # ctl imports this module: import it when needed
+
+            ctl("shutdown", timeout=max(wait, 5.0))
+        except LabError:
+            pass
+    while time.monotonic() < deadline and alive(info.base, pgid):
+        time.sleep(0.2)
+    kill_leftovers(info.base, pgid)
+    return True
+
+
+def restart(wait: float = 90.0) -> NodeInfo:
+    """Stop and start the node again: same ports, same data (durable queues survive)."""
+    cur = current()
+    if cur is None:
+        return start(wait)
+    info, state = cur
+    stop()
+    t = target_from_state(state, info.base)
+    return start_as(t, wait, int(state.get("memory_mb", DEFAULT_MEMORY_MB)), keep_ports=True)
+

@@ -1,0 +1,93 @@
+"""Ports of a private node: pick free ones on loopback, and probe whether a port is this node's AMQP."""
+
+from __future__ import annotations
+
+import time
+
+from ...errors import BrokerUnavailable
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: keep imports cheap
+if TYPE_CHECKING:
+    from .files import NodeInfo
+
+
+AMQP_PORT, MGMT_PORT, DIST_PORT = 5673, 15673, 25673  # first candidates; upward from there
+
+
+PORT_TRIES = 200
+
+
+LOOPBACK = "127.0.0.1"
+
+
+def amqp_answers(info: NodeInfo, timeout: float = 1.0) -> bool:
+    """True if info.amqp_port speaks AMQP 0-9-1 *and* is this node (not a stranger on the port)."""
+    import socket
+
+    try:
+        with socket.create_connection((LOOPBACK, info.amqp_port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(b"AMQP\x00\x00\x09\x01")
+            data = b""
+            while len(data) < 7 or len(data) < 8 + int.from_bytes(data[3:7], "big"):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return False
+    # Frame type 1 (method) carrying connection.start (class 10, method 10);
+    # server properties include cluster_name, which defaults to "<node id>@<host>".
+    if len(data) < 11 or data[0] != 1 or data[7:11] != b"\x00\x0a\x00\x0a":
+        return False
+    return (info.nodename.split("@")[0] + "@").encode() in data
+
+
+def port_open(port: int, timeout: float = 0.5) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def port_free(port: int) -> bool:
+    """True if nothing listens on port (on loopback or a wildcard address)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # SO_REUSEADDR ignores TIME_WAIT leftovers (the broker sets it too) but
+        # still fails on a listening socket, ours or anybody else's.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_ports() -> tuple[int, int, int]:
+    chosen: list[int] = []
+    for first in (AMQP_PORT, MGMT_PORT, DIST_PORT):
+        for port in range(first, first + PORT_TRIES):
+            if port not in chosen and port_free(port):
+                chosen.append(port)
+                break
+        else:
+            raise BrokerUnavailable(
+                f"No free port in {first}-{first + PORT_TRIES - 1}; stop whatever uses them and start again."
+            )
+    return chosen[0], chosen[1], chosen[2]
+
+
+def wait_ports_free(ports: list[int], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if all(port_free(p) for p in ports):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.25)
+

@@ -1,0 +1,77 @@
+"""A node's OS processes, found through /proc (by working directory and process group), and ended by PID."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+
+def group_alive(pgid: int | None) -> bool:
+    if not pgid:
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, but is somebody else's
+        return True
+    return True
+
+
+NODE_COMMS = ("beam.smp", "erl_child_setup", "inet_gethost")
+
+
+def node_pids(base: Path, pgid: int | None = None) -> list[int]:
+    """OS pids of this node's live processes (Linux /proc): working directory is its base dir, and
+    either in the process group it was launched in or an Erlang VM process.  A learner's shell
+    that merely `cd`-ed into the base dir is neither, so it is never waited for or killed."""
+    target = str(base.resolve())
+    me = os.getpid()
+    pids = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/cwd") != target:
+                continue
+            with open(f"/proc/{entry}/stat") as f:
+                comm, _, rest = f.read().rpartition(")")
+        except OSError:
+            continue
+        fields = rest.split()  # state, ppid, pgrp, ...
+        if fields[0] == "Z":
+            continue
+        if (pgid and int(fields[2]) == pgid) or comm.partition("(")[2] in NODE_COMMS:
+            pids.append(int(entry))
+    return pids
+
+
+def alive(base: Path, pgid: int | None) -> bool:
+    """Is any process of the node left?  Via /proc if there is one (zombies don't count), else its group."""
+    if os.path.isdir("/proc/self"):
+        return bool(node_pids(base, pgid))
+    return group_alive(pgid)
+
+
+def kill_leftovers(base: Path, pgid: int | None) -> None:
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = node_pids(base, pgid)
+        if not pids:
+            return
+        for p in pids:
+            try:
+                os.kill(p, sig)
+            except OSError:
+                pass
+        for _ in range(25):
+            if not node_pids(base, pgid):
+                return
+            time.sleep(0.2)
+
