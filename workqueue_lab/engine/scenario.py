@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 from ..errors import LabError
 
@@ -108,7 +108,6 @@ class Scenario:
     persistent: bool = True
     queue_arguments: dict | None = None
     timeout: float = 120.0  # seconds of real time before wait() gives up
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))
@@ -126,9 +125,6 @@ class Scenario:
         if not self.queue or len(self.queue) > 200:
             raise LabError(f"Queue name {self.queue!r} must be 1..200 characters.")
         return self
-
-    def with_(self, **changes) -> Scenario:
-        return replace(self, **changes)
 
 
 def check_prefetch(value: object) -> int:

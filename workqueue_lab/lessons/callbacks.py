@@ -4,7 +4,6 @@ plain pika calls on ``ch``, with ``work()`` standing in for ``time.sleep(dots)``
 from __future__ import annotations
 
 import json
-import logging
 
 from ..engine.workers import work
 
@@ -59,9 +58,6 @@ class TaskWorker:
     Use ``TaskWorker().callback`` with ``lab.run``; a body that is not UTF-8 or
     not JSON can never succeed, so it is rejected without requeue at once.
     """
-
-    def __init__(self, logger: logging.Logger | None = None) -> None:
-        self.log = logger or logging.getLogger("workqueue_lab.task_worker")
 
     def process_task(self, task: dict) -> None:
         """Do one task; override in a subclass.  Here: one second of work per dot in 'work'."""
