@@ -17,11 +17,10 @@ PIP := $(VPY) -m pip --disable-pip-version-check --no-input
 
 LAB_IP ?= 127.0.0.1
 LAB_PORT ?= 8888
-START_NOTEBOOK ?= notebooks/00_start_here.ipynb
 # Extra arguments for both pytest runs, e.g. `make test PYTEST_ARGS=-x`.
 PYTEST_ARGS ?=
 
-.PHONY: help venv lab test lint clean distclean
+.PHONY: help venv lab-setup lab test lint clean distclean
 
 help:
 	@echo "make lab        open the course in JupyterLab (sets up .venv and a RabbitMQ broker first)"
@@ -41,15 +40,30 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(VPY)
 	$(PIP) install -e .
 	@touch $@
 
-lab: $(STAMP)
+# Every time (cheap): JupyterLab settings the course ships (no news pop-up) and the git filter that
+# keeps outputs out of the tracked notebooks, so a learner's runs never show up as changes.
+NBSTRIP_KEYS := metadata.language_info.codemirror_mode metadata.language_info.file_extension \
+	metadata.language_info.mimetype metadata.language_info.nbconvert_exporter \
+	metadata.language_info.pygments_lexer metadata.language_info.version
+NBSTRIP := '$(abspath $(VENV))/bin/nbstripout' --keep-id --extra-keys '$(NBSTRIP_KEYS)'
+lab-setup: $(STAMP)
+	@mkdir -p $(VENV)/share/jupyter/lab/settings
+	@cp jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
+	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		git config filter.nbstripout.clean "$(NBSTRIP)"; \
+		git config filter.nbstripout.smudge cat; \
+		git config diff.ipynb.textconv "$(NBSTRIP) -t"; \
+	fi
+
+lab: lab-setup
 	$(VPY) -m workqueue_lab broker start
-	$(VENV)/bin/jupyter lab --ip=$(LAB_IP) --port=$(LAB_PORT) $(START_NOTEBOOK)
+	VENV=$(VENV) LAB_IP=$(LAB_IP) LAB_PORT=$(LAB_PORT) jupyter/start-lab
 
 # Tests run simulated work 20x faster unless the caller already chose a scale.
 test: export WORKQUEUE_LAB_TIME_SCALE ?= 0.05
 # One prefix per run for tests and notebooks alike: a test run never resets a learner's own task_queue.
 test: export WORKQUEUE_LAB_PREFIX ?= test-$(shell od -An -N3 -tx1 /dev/urandom | tr -d " \n").
-test: $(STAMP)
+test: lab-setup
 	@echo "== WORKQUEUE_LAB_TIME_SCALE=$$WORKQUEUE_LAB_TIME_SCALE WORKQUEUE_LAB_PREFIX=$$WORKQUEUE_LAB_PREFIX"
 	@rc=0; \
 	echo "== $(VPY) -m pytest tests $(PYTEST_ARGS)"; \

@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 
 CHROMIUM = Path("/usr/bin/chromium")
+START_LAB = Path(__file__).resolve().parents[1] / "jupyter" / "start-lab"
 # Without the networking flags Chromium keeps dialling out, and this closed network refuses it.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -107,13 +108,13 @@ class JupyterLab:
 
     # --- lifecycle ----------------------------------------------------------------------
     def _write_settings(self) -> Path:
-        """User settings for a quiet, non-saving JupyterLab: no autosave (the repo's notebooks stay
-        output-free), no news or update checks (this network is closed)."""
+        """User settings for a non-saving JupyterLab: no autosave (the repo's notebooks stay output-free)."""
         settings = self.state_dir / "lab-settings"
+        # The news pop-up is switched off by the overrides.json the course ships (make lab-setup), not here.
         files = {
             "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
-            "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
-                "fetchNews": "false", "checkForUpdates": False},
+            # xterm.js draws on a canvas; screen-reader mode also keeps the rows as text a test can read.
+            "@jupyterlab/terminal-extension/plugin.jupyterlab-settings": {"screenReaderMode": True},
         }
         for rel, value in files.items():
             path = settings / rel
@@ -136,15 +137,14 @@ class JupyterLab:
             shutil.copyfile(self.server_config, config_dir / "jupyter_server_config.py")
             env["JUPYTER_CONFIG_DIR"] = str(config_dir)
         env.update(self.extra_env)
+        # Exactly the way `make lab` starts it (jupyter/start-lab: rooted at the repository, terminals with
+        # the course's Python, --allow-root as root), plus what a test needs: its own port and token.
+        env.update(VENV=sys.prefix, LAB_IP="127.0.0.1", LAB_PORT=str(self.port))
         cmd = [
-            sys.executable, "-m", "jupyter", "lab",
-            "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={self.port}",
+            str(START_LAB),
             "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={self.token}",
             "--ServerApp.open_browser=False",
-            f"--ServerApp.root_dir={self.root_dir}",
-            "--ServerApp.allow_root=True",  # CI runs as root
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
             # Opening a notebook makes a checkpoint: keep those out of the repository too.
             f"--FileCheckpoints.root_dir={self.state_dir / 'checkpoints'}",

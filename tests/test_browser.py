@@ -10,8 +10,10 @@ repository's notebook keeps no outputs; the test checks that too.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -259,3 +261,95 @@ def test_management_ui_through_jupyter_server_proxy(lab_server, browser):
         page.screenshot(path=str(ARTIFACTS / "rabbitmq_ui_via_proxy.png"))
     assert overview["rabbitmq_version"] in text
     page.close()
+
+
+def _open_terminal(page, lab: JupyterLab) -> str:
+    """A new JupyterLab terminal opened from the File menu, as a learner does; returns its name."""
+    before = {t["name"] for t in lab.api_json("GET", "api/terminals") or []}
+    page.locator(".lm-MenuBar-itemLabel", has_text="File").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="New").first.hover()
+    page.locator(".lm-Menu-item[data-command='terminal:create-new']").first.click()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        new = {t["name"] for t in lab.api_json("GET", "api/terminals") or []} - before
+        if new:
+            page.wait_for_selector(".jp-Terminal:visible .xterm-accessibility-tree", timeout=20_000)
+            return new.pop()
+        time.sleep(0.2)
+    raise AssertionError(f"File > New > Terminal opened no terminal:\n{lab.log_tail()}")
+
+
+def _screen(page) -> str:
+    """The text on the visible terminal's screen (screen-reader mode keeps its rows as text)."""
+    return page.locator(".jp-Terminal:visible .xterm-accessibility-tree").inner_text()
+
+
+def _type(page, line: str) -> None:
+    page.locator(".jp-Terminal:visible .xterm-helper-textarea").focus()
+    page.keyboard.type(line)
+    page.keyboard.press("Enter")
+
+
+def _wait_screen(page, predicate, what: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = _screen(page)
+        if predicate(text):
+            return text
+        time.sleep(0.25)
+    raise AssertionError(f"Waited {timeout:.0f} s for {what}; the terminal shows:\n{text[-1200:]}")
+
+
+def test_terminal_exercise_in_real_jupyterlab_terminals(lab_server, browser):
+    """Notebook 01's terminal exercise as a learner does it: two terminals run `python worker.py`, a third
+    sends four tasks with `python new_task.py`; the split is read off the terminal screens."""
+    import workqueue_lab as lab
+    from workqueue_lab import settings
+
+    broker = lab.connect()
+    queue = settings.name("task_queue")  # this run's prefix reaches the terminals through the server's env
+    broker.purge(queue)
+    page = browser.new_page()
+    page.goto(lab_server.url("lab"))
+    page.wait_for_selector(".jp-LabShell", timeout=30_000)
+    terminals = []
+    try:
+        for _ in range(2):
+            terminals.append(_open_terminal(page, lab_server))
+            _type(page, "python worker.py")
+            _wait_screen(page, lambda t: "Waiting for messages" in t or "Error" in t, "the worker to start")
+            text = _screen(page)
+            assert "Waiting for messages" in text, f"`python worker.py` failed in a JupyterLab terminal:\n{text}"
+        terminals.append(_open_terminal(page, lab_server))
+        # Sent one at a time, each after both workers are consuming: round-robin gives 1,3 and 2,4.
+        for n in range(1, 5):
+            _type(page, f"python new_task.py 'Task {n}.'")
+            _wait_screen(page, lambda t, n=n: f"Sent 'Task {n}.'" in t, f"task {n} to be sent")
+        page.screenshot(path=str(ARTIFACTS / "terminal_producer.png"))
+        split = {}
+        for i, name in enumerate(terminals[:2], start=1):
+            page.locator(".lm-TabBar-tabLabel", has_text=f"Terminal {name}").first.click()
+            text = _wait_screen(page, lambda t: t.count("[x] Done") >= 2, f"worker {i} to finish two tasks")
+            page.screenshot(path=str(ARTIFACTS / f"terminal_worker{i}.png"))
+            split[i] = [int(n) for n in re.findall(r"Received 'Task (\d)\.'", text)]
+        assert split == {1: [1, 3], 2: [2, 4]}, f"the terminals show the split {split}"
+    finally:
+        for name in terminals:  # ends the shells and the workers in them (their connections close)
+            with contextlib.suppress(Exception):
+                lab_server.api("DELETE", f"api/terminals/{name}")
+        page.close()
+        with contextlib.suppress(Exception):
+            broker.purge(queue)
+
+
+def test_no_news_pop_up(lab_server, browser):
+    """The course ships JupyterLab settings (jupyter/overrides.json) that switch off the news pop-up."""
+    page = browser.new_page()
+    page.goto(lab_server.url("lab"))
+    page.wait_for_selector(".jp-LabShell", timeout=30_000)
+    time.sleep(3)  # the question appears a moment after start-up when it is not switched off
+    page.screenshot(path=str(ARTIFACTS / "lab_start.png"))
+    text = page.inner_text("body")
+    page.close()
+    assert "get notified about official Jupyter news" not in text, "JupyterLab still asks about news"
