@@ -42,17 +42,14 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(VPY)
 
 # Every time (cheap): JupyterLab settings the course ships (no news pop-up) and the git filter that
 # keeps outputs out of the tracked notebooks, so a learner's runs never show up as changes.
-NBSTRIP_KEYS := metadata.language_info.codemirror_mode metadata.language_info.file_extension \
-	metadata.language_info.mimetype metadata.language_info.nbconvert_exporter \
-	metadata.language_info.pygments_lexer metadata.language_info.version
-NBSTRIP := '$(abspath $(VENV))/bin/nbstripout' --keep-id --extra-keys '$(NBSTRIP_KEYS)'
+NBSTRIP := '$(abspath $(VPY))' -m workqueue_lab.notebook_files
 lab-setup: $(STAMP)
 	@mkdir -p $(VENV)/share/jupyter/lab/settings
 	@cp jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	@if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
 		git config filter.nbstripout.clean "$(NBSTRIP)"; \
 		git config filter.nbstripout.smudge cat; \
-		git config diff.ipynb.textconv "$(NBSTRIP) -t"; \
+		git config diff.ipynb.textconv "$(NBSTRIP)"; \
 	fi
 
 lab: lab-setup

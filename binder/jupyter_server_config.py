@@ -22,3 +22,6 @@ def _no_conditional_requests_to_cowboy(response):
 
 c = get_config()  # noqa: F821 -- provided by Jupyter when it loads this file
 c.ServerProxy.non_service_rewrite_response = [_no_conditional_requests_to_cowboy]
+
+# The course notebooks are saved without outputs, as on every way in (workqueue_lab/notebook_files.py).
+c.ContentsManager.pre_save_hook = "workqueue_lab.notebook_files.pre_save_hook"

@@ -14,9 +14,13 @@ COPY requirements.txt ./
 RUN pip install -r requirements.txt
 
 COPY --chown=learner:learner . .
-RUN pip install --no-deps -e . && chown -R learner:learner .
+RUN pip install --no-deps -e . && chown -R learner:learner . \
+ && mkdir -p /usr/local/share/jupyter/lab/settings \
+ && cp jupyter/overrides.json /usr/local/share/jupyter/lab/settings/overrides.json
 
 USER learner
 EXPOSE 8888
-# Jupyter reads its login token from JUPYTER_TOKEN (set in docker-compose.yml).
-CMD ["jupyter", "lab", "--ip=0.0.0.0", "--port=8888", "--no-browser", "notebooks/00_start_here.ipynb"]
+# The way `make lab` starts it (jupyter/start-lab: repository root, terminals with the course's Python,
+# notebooks saved output-free); the login token comes from JUPYTER_TOKEN (set in docker-compose.yml).
+ENV VENV=/usr/local LAB_IP=0.0.0.0 LAB_PORT=8888
+CMD ["jupyter/start-lab", "--no-browser"]

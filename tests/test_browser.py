@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import shutil
+import subprocess
 import tempfile
 import time
 import urllib.error
@@ -195,9 +196,25 @@ def test_notebook_03_panel_runs_in_the_browser(lab_server, browser):
     panel.scroll_into_view_if_needed()
     panel.screenshot(path=str(ARTIFACTS / "03_after_run.png"))
     page.screenshot(path=str(ARTIFACTS / "03_page_after_run.png"), full_page=False)
-    page.close()
 
-    assert _digest(notebook) == before, f"{NOTEBOOK} changed on disk while the browser ran it (autosave?)"
+    # File > Save Notebook, as a learner does: the course notebooks are saved without outputs
+    # (jupyter/start-lab's pre-save hook), so the file stays as committed and git sees no change.
+    modified = lab_server.api_json("GET", "api/contents/" + urllib.parse.quote(NOTEBOOK) + "?content=0")
+    page.locator(".lm-MenuBar-itemLabel", has_text="File").first.click()
+    page.locator(".lm-Menu-item[data-command='docmanager:save']").first.click()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        now = lab_server.api_json("GET", "api/contents/" + urllib.parse.quote(NOTEBOOK) + "?content=0")
+        if now["last_modified"] != modified["last_modified"]:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("File > Save Notebook did not save the notebook within 20 s")
+    page.close()
+    status = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", NOTEBOOK], capture_output=True,
+                            text=True).stdout
+    assert status == "", f"after Run All and Save, git sees {NOTEBOOK} as changed: {status}"
+    assert _digest(notebook) == before, f"{NOTEBOOK} on disk differs from the committed one after Save"
     assert had_checkpoint or not checkpoint.exists(), f"JupyterLab wrote {checkpoint} into the repository"
     assert not run_all_problem, run_all_problem
 
