@@ -147,6 +147,14 @@ def test_round_robin_names_a_missing_ack():
     assert not check and "never acknowledged" in check.hint and "basic_ack" in check.hint
 
 
+def test_round_robin_names_tasks_stuck_behind_an_earlier_runs_message():
+    log = Log().publish(1, 2, 3).ready(1, 2, 3)
+    log.deliver(1, None, 1).deliver(2, 1, 1).ack(2, 1, 1).deliver(2, 2, 2).ack(2, 2, 2)  # worker 1 holds a leftover
+    log.deliver(3, None, 1)
+    check = nb01.check_round_robin(log.events, workers=3)
+    assert not check and "Tasks [3] never reached a worker" in check.hint and "lab.reset()" in check.hint
+
+
 TERMINAL_1 = " [*] Waiting\n [x] Received 'Task 1.'\n [x] Done\n [x] Received 'Task 3...'\n [x] Done\n"
 TERMINAL_2 = " [*] Waiting\n [x] Received 'Task 2..'\n [x] Done\n [x] Received 'Task 4....'\n [x] Done\n"
 

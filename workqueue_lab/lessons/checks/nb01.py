@@ -46,9 +46,14 @@ def _round_robin_hint(events: list[ev.Event], workers: int, published: list[int]
     done = ev.completed(events)
     missing = [t for t in published if t not in done]
     if missing:
-        if evidence.never_acked(events) and not any(e.kind == ev.ACK for e in events):
-            return (f"Tasks {missing} were delivered but never acknowledged, so none counts as done: "
+        delivered = {e.task for e in events if e.kind == ev.DELIVER}
+        if delivered and not any(e.kind in (ev.ACK, ev.DONE) for e in events):
+            return (f"Tasks {missing} were never acknowledged (no ack at all in this run), so none counts as done: "
                     "end the callback with ch.basic_ack(delivery_tag=method.delivery_tag).")
+        undelivered = [t for t in missing if t not in delivered]
+        if undelivered:
+            return (f"Tasks {undelivered} never reached a worker: each worker still held an unacknowledged "
+                    "message (perhaps one an earlier run left in the queue; lab.reset() empties it).")
         return f"Tasks {missing} were never completed: look at result.show_output() for what went wrong."
     twice = sorted(t for t, n in done.items() if n > 1)
     if twice:

@@ -58,7 +58,8 @@ def _why_lost(events: list[ev.Event], lost: list[int]) -> str:
                 "or declare a dead-letter exchange to keep it.")
     strays = evidence.stray_acks(events)
     if strays or evidence.unknown_tag_closures(events):
-        shown = ", ".join(f"tag {e.tag} on worker {e.worker}" for e in strays[:3]) or "an unknown tag"
+        named = dict.fromkeys(f"tag {e.tag} on worker {e.worker}" for e in strays)  # each once, in order
+        shown = ", ".join(list(named)[:3]) or "an unknown tag"
         return (f"An ack named a delivery the worker did not hold ({shown}): RabbitMQ closes the channel "
                 "on an unknown delivery tag (PRECONDITION_FAILED) and the tasks on it never count as done. "
                 "Ack the message you are handling: ch.basic_ack(delivery_tag=method.delivery_tag).")
