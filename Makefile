@@ -63,10 +63,12 @@ test: export WORKQUEUE_LAB_PREFIX ?= test-$(shell od -An -N3 -tx1 /dev/urandom |
 test: lab-setup
 	@echo "== WORKQUEUE_LAB_TIME_SCALE=$$WORKQUEUE_LAB_TIME_SCALE WORKQUEUE_LAB_PREFIX=$$WORKQUEUE_LAB_PREFIX"
 	@rc=0; \
+	$(VPY) tests/foreign_queue.py plant || rc=1; \
 	echo "== $(VPY) -m pytest tests $(PYTEST_ARGS)"; \
 	$(VPY) -m pytest tests $(PYTEST_ARGS) || rc=1; \
 	echo "== $(VPY) -m pytest --nbval-lax --nbval-current-env notebooks $(PYTEST_ARGS)"; \
 	$(VPY) -m pytest --nbval-lax --nbval-current-env notebooks $(PYTEST_ARGS) || rc=1; \
+	$(VPY) tests/foreign_queue.py check || rc=1; \
 	if [ $$rc -ne 0 ]; then echo "== make test: FAILED (see above)"; fi; \
 	exit $$rc
 
