@@ -60,7 +60,7 @@ def connect(force: str | None = None):
 def reset() -> list[str]:
     """Stop running experiments and delete the lab's own queues and exchanges."""
     from .broker.handle import find_broker
-    from .engine.run import stop_all
+    from .engine.run import stop_all  # imports engine.topology: the course's topologies are registered
 
     stop_all()
     return find_broker().reset()

@@ -117,6 +117,7 @@ class WorkerThread(threading.Thread):
         if ch is None or ch._channel is not channel:
             ch = self._instrumented = InstrumentedChannel(channel, self._log, self.worker_id, self._task_of_tag,
                                                           self.run_.task_of_message)
+        ch.handling(task, properties, body)
         try:
             self.callback(ch, method, properties, body)
         except (WorkerCrashed, WorkerStopped):
