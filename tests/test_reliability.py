@@ -209,9 +209,9 @@ def test_broker_restart_loses_exactly_the_transient_messages_in_a_durable_queue(
     with fresh.channel() as ch:
         ch.confirm_delivery()
         ch.queue_declare(queue=other, durable=False)
-    fresh.remember("queue", other)  # not a lab topology's: tell reset() to delete it
         for i in range(3):
             ch.basic_publish("", other, f"Task {i}.".encode(), pika.BasicProperties(delivery_mode=2))
+    fresh.remember("queue", other)  # not a lab topology's: tell reset() to delete it
     assert _ready(fresh, other) == 3
 
     fresh.restart()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import threading
 import time
 import uuid
@@ -31,6 +32,7 @@ from .workers import Callback, WorkerThread
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+logger = logging.getLogger(__name__)
 _live: weakref.WeakSet[Run] = weakref.WeakSet()
 _live_lock = threading.Lock()
 
@@ -275,7 +277,7 @@ class Run:
         events = self.log.events
         states = task_states(events)
         if states and all(s in ("done", "dropped") for s in states.values()) and len(states) >= len(self._task_ids):
-            return True
+            return not ("dropped" in states.values() and self._in_retry_queues())
         if all(w.dead for w in self.workers):
             return True
         # Quiet for a while: nothing running, nothing ready anywhere -> what's missing is lost.
@@ -293,6 +295,19 @@ class Run:
             return False
         self._record_lost(states)
         return True
+
+    def _in_retry_queues(self) -> bool:
+        """True while a rejected message waits in the topology's retry queue: its task is not dropped but
+        coming back (the tap's RETRY_WAIT event may still be a few ms behind the rejection)."""
+        retry = [self.topology.name(q.name) for q in self.topology.queues if q.role == "retry"]
+        if not retry:
+            return False
+        try:
+            with self.broker.channel() as ch:
+                return any(ch.queue_declare(queue=q, passive=True).method.message_count for q in retry)
+        except Exception as exc:  # cannot tell now: the next check asks again
+            logger.debug("retry queue check failed: %s", exc)
+            return True
 
     def _quiet_period(self) -> float:
         return max(0.5, 2 * settings.time_scale())

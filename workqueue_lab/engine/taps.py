@@ -62,6 +62,7 @@ class TapObserver(threading.Thread):
         self.taps = tuple(taps)
         self.ready = threading.Event()
         self.error: str | None = None
+        self.queues: list[str] = []  # the taps' server-named queues (exclusive: gone with the connection)
         self._stop_event = threading.Event()
 
     def run(self) -> None:
@@ -71,6 +72,7 @@ class TapObserver(threading.Thread):
             channel = conn.channel()
             for tap in self.taps:
                 name = channel.queue_declare(queue="", exclusive=True, auto_delete=True).method.queue
+                self.queues.append(name)
                 channel.queue_bind(queue=name, exchange=tap.exchange, routing_key=tap.routing_key)
                 channel.basic_consume(queue=name, auto_ack=True, on_message_callback=self._recorder(tap))
             self.ready.set()
