@@ -102,6 +102,34 @@ def test_an_arrivals_detail_reads_back_as_fields():
     assert ev.detail_fields(arrival_detail(None, "p.parking")) == {"into": "p.parking"}
 
 
+def _attempt_delay_retry_parked() -> list[ev.Event]:
+    """Hand-made: task 1 fails, waits 0.2 s in the retry queue, fails again and is parked; task 2 dead-letters."""
+    E = ev.Event
+    return [E(0.0, ev.PUBLISH, task=1), E(0.0, ev.PUBLISH, task=2),
+            E(0.01, ev.DELIVER, 1, 1, tag=1), E(0.05, ev.NACK, 1, 1, tag=1, requeue=False),
+            E(0.051, ev.RETRY_WAIT, None, 1, detail="reason=rejected queue=p.tasks count=1 into=p.wait"),
+            E(0.06, ev.DELIVER, 1, 2, tag=2), E(0.07, ev.REJECT, 1, 2, tag=2, requeue=False),
+            E(0.071, ev.DEAD_LETTER, None, 2, detail="reason=rejected queue=p.tasks count=1 into=p.dlq"),
+            E(0.25, ev.DELIVER, 1, 1, tag=3), E(0.3, ev.RETRY, 1, 1, detail="p.parking -> p.parking_lot"),
+            E(0.301, ev.PARKED, None, 1, detail="retries=1 into=p.parking_lot"), E(0.31, ev.ACK, 1, 1, tag=3)]
+
+
+def test_views_draw_and_count_the_retry_dead_letter_and_parking_lanes():
+    from workqueue_lab.views import tables, timeline
+
+    events = _attempt_delay_retry_parked()
+    (ax,) = timeline.plot_timeline(events).axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["worker 1", "retry wait", "dead letters", "parking lot"]
+    gids = [c.get_gid() for c in ax.collections]
+    assert {"retry-wait-bars", "retry-wait", "dead-letter", "parked"} <= set(gids)
+    (bar,) = [c for c in ax.collections if c.get_gid() == "retry-wait-bars"]
+    (verts,) = bar.get_paths()
+    xs = sorted({round(x, 3) for x, _ in verts.vertices})
+    assert xs == [0.051, 0.25]  # from the arrival in the retry queue to the redelivery
+    caption = tables.summary_table(events).caption
+    assert "1 sent to the retry queue" in caption and "1 dead-lettered" in caption and "1 parked" in caption
+
+
 # --- on the real broker ----------------------------------------------------------------------
 
 

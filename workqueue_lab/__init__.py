@@ -36,6 +36,7 @@ __all__ = [*_EXPORTS, "connect", "reset"]
 # Submodules a notebook may use as attributes (lab.settings.name(...)) without importing them first.
 _SUBMODULES = {"settings": "settings", "errors": "errors", "events": "record.events", "model": "record.model",
                "broker": "broker", "node": "broker.node", "scenario": "engine.scenario",
+               "topology": "engine.topology",
                "timeline": "views.timeline", "tables": "views.tables", "panel": "views.panel", "sweep": "views.sweep"}
 
 

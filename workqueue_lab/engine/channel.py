@@ -14,13 +14,11 @@ from ..record import events as ev
 class InstrumentedChannel:
     """Records ack / nack / reject / publish, then forwards the call to pika."""
 
-    def __init__(self, channel, log: ev.EventLog, worker: int, task_of_tag: Callable[[int], int | None],
-                 task_of_message: Callable[[object, bytes], int | None]) -> None:
+    def __init__(self, channel, log: ev.EventLog, worker: int, task_of_tag: Callable[[int], int | None]) -> None:
         self._channel = channel
         self._log = log
         self._worker = worker
         self._task_of_tag = task_of_tag
-        self._task_of_message = task_of_message
         self._current: tuple[int | None, str | None, bytes | None] = (None, None, None)
 
     def __getattr__(self, name: str):

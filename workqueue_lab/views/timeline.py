@@ -352,9 +352,11 @@ def _next_deliveries(evs: Sequence[ev.Event], arrivals: Sequence[ev.Event]) -> l
     for e in evs:
         if e.kind == ev.DELIVER:
             delivered.setdefault(e.task, []).append(e.t)
+    for times in delivered.values():
+        times.sort()
     out = []
     for a in arrivals:
-        times = sorted(delivered.get(a.task, ()))
+        times = delivered.get(a.task, [])
         i = bisect.bisect_left(times, a.t)
         out.append(times[i] if i < len(times) else float("nan"))
     return out
