@@ -280,6 +280,7 @@ def test_poison_messages_are_dead_lettered_once_by_the_task_worker(clean):
     queue, dlq = settings.name("lab_queue"), settings.name("lab_dlq")
     with clean.channel() as ch:
         ch.queue_declare(queue=dlq, durable=True)
+    clean.remember("queue", dlq)  # declared here, not by a lab topology: reset() deletes it only if told
     tasks = (*lab.json_tasks(3), lab.POISON["non-utf8"], lab.POISON["bad-json"])
     result = lab.run(lab.TaskWorker().callback, tasks=tasks, workers=2, queue="lab_queue", progress=False,
                      timeout=30, queue_arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dlq})

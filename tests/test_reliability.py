@@ -211,6 +211,7 @@ def test_broker_restart_loses_exactly_the_transient_messages_in_a_durable_queue(
         ch.queue_declare(queue=other, durable=False)
         for i in range(3):
             ch.basic_publish("", other, f"Task {i}.".encode(), pika.BasicProperties(delivery_mode=2))
+    fresh.remember("queue", other)  # not a lab topology's: tell reset() to delete it
     assert _ready(fresh, other) == 3
 
     fresh.restart()

@@ -36,6 +36,7 @@ __all__ = [*_EXPORTS, "connect", "reset"]
 # Submodules a notebook may use as attributes (lab.settings.name(...)) without importing them first.
 _SUBMODULES = {"settings": "settings", "errors": "errors", "events": "record.events", "model": "record.model",
                "broker": "broker", "node": "broker.node", "scenario": "engine.scenario",
+               "topology": "engine.topology",
                "timeline": "views.timeline", "tables": "views.tables", "panel": "views.panel", "sweep": "views.sweep"}
 
 
@@ -60,7 +61,7 @@ def connect(force: str | None = None):
 def reset() -> list[str]:
     """Stop running experiments and delete the lab's own queues and exchanges."""
     from .broker.handle import find_broker
-    from .engine.run import stop_all
+    from .engine.run import stop_all  # imports engine.topology: the course's topologies are registered
 
     stop_all()
     return find_broker().reset()

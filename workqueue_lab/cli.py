@@ -9,6 +9,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .engine.topology import TASK_QUEUE
 from .errors import LabError
 
 
@@ -41,6 +42,7 @@ def _broker_stop(args: argparse.Namespace) -> int:
 
 
 def _broker_reset(args: argparse.Namespace) -> int:
+    # this module imports engine.topology, which registers the course's topologies: reset finds them
     from .broker.handle import find_broker
 
     deleted = find_broker(args.force).reset()
@@ -119,17 +121,17 @@ def build_parser() -> argparse.ArgumentParser:
         sp = bsub.add_parser(name, help=help_)
         sp.add_argument("--force", choices=("url", "local", "docker", "private"), default=None,
                         help="use only this way of finding a broker")
-        sp.add_argument("--queue", default="task_queue")
+        sp.add_argument("--queue", default=TASK_QUEUE)
         sp.set_defaults(func=func)
 
     nt = sub.add_parser("new-task", help="send one task (each '.' is a second of work)")
     nt.add_argument("message", nargs="*")
-    nt.add_argument("--queue", default="task_queue")
+    nt.add_argument("--queue", default=TASK_QUEUE)
     nt.add_argument("--transient", action="store_true", help="do not persist the message to disk")
     nt.set_defaults(func=_new_task)
 
     wk = sub.add_parser("worker", help="consume tasks like the lesson's worker (Ctrl-C stops)")
-    wk.add_argument("--queue", default="task_queue")
+    wk.add_argument("--queue", default=TASK_QUEUE)
     wk.add_argument("--prefetch", type=_prefetch, default=1)
     wk.set_defaults(func=_worker)
     return p

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from .. import settings
 from ..errors import BrokerUnavailable, LabError
+from . import registry
 
 if TYPE_CHECKING:  # pika is imported lazily: `import workqueue_lab` stays fast
     import pika
@@ -36,12 +37,6 @@ HOW_TO_GET_A_BROKER = (
     "start one with `sudo rabbitmq-server -detached` (Debian/Ubuntu: `sudo apt-get install rabbitmq-server`), "
     "or run `docker compose up rabbitmq`, or set WORKQUEUE_LAB_URL=amqp://user:pass@host:5672/%2F"
 )
-
-# Names the lab's lessons declare; reset() deletes these (inside the learner's prefix) and
-# whatever else this process declared, and nothing more.
-LESSON_NAMES = ("task_queue", "tasks", "tasks_retry", "tasks_dlq", "dlx", "retry_exchange",
-                "lab_queue", "lab_dlq", "lab_retry")
-
 
 @dataclass(frozen=True)
 class QueueStats:
@@ -317,9 +312,11 @@ class Broker:
             return 0
 
     def reset(self) -> list[str]:
-        """Delete the lab's own queues and exchanges (in the learner's prefix); nothing else."""
-        queues = {settings.name(n) for n in LESSON_NAMES} | {n for k, n in self.declared if k == "queue"}
-        exchanges = {settings.name(n) for n in LESSON_NAMES} | {n for k, n in self.declared if k == "exchange"}
+        """Delete the lab's own queues and exchanges, and nothing else: the names the lab's topologies
+        registered (``registry``, with the learner's prefix) and what this handle declared."""
+        queue_bases, exchange_bases = registry.registered()
+        queues = {settings.name(n) for n in queue_bases} | {n for k, n in self.declared if k == "queue"}
+        exchanges = {settings.name(n) for n in exchange_bases} | {n for k, n in self.declared if k == "exchange"}
         deleted = []
         conn = self.connect()
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import threading
 import time
 import uuid
@@ -24,11 +25,14 @@ from ..errors import BrokerUnavailable, LabError
 from ..record import events as ev
 from .producer import publish
 from .scenario import Scenario, WorkerSpec, check_prefetch, make_workers
+from .taps import TapObserver
+from .topology import TASK_QUEUE, Topology, single_queue
 from .workers import Callback, WorkerThread
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+logger = logging.getLogger(__name__)
 _live: weakref.WeakSet[Run] = weakref.WeakSet()
 _live_lock = threading.Lock()
 
@@ -49,7 +53,7 @@ class Run:
     """One experiment against a real broker; use ``with`` or call ``stop()``."""
 
     def __init__(self, callback: Callback, scenario: Scenario, broker: Broker | None = None,
-                 consumer_arguments: dict | None = None) -> None:
+                 consumer_arguments: dict | None = None, topology: Topology | None = None) -> None:
         if not callable(callback):
             raise LabError(f"callback={callback!r} is not a function; pass your def callback(ch, method, "
                            "properties, body).")
@@ -57,7 +61,10 @@ class Run:
         settings.time_scale()  # a bad WORKQUEUE_LAB_TIME_SCALE: one sentence now, not a crash in every worker
         self.callback = callback
         self.broker = broker or find_broker()
-        self.queue = settings.name(scenario.queue)
+        # the scenario's queue/durable/queue_arguments describe the default: one work queue
+        self.topology = topology or single_queue(scenario.queue, scenario.durable, scenario.queue_arguments)
+        self.queue = self.topology.name(self.topology.work_queue.name)
+        self._taps: TapObserver | None = None
         self.consumer_arguments = consumer_arguments
         self.log = ev.EventLog()
         self.run_id = uuid.uuid4().hex[:8]  # in every message_id: a leftover from another run is not ours
@@ -99,23 +106,29 @@ class Run:
         return self
 
     def declare(self) -> None:
-        """Declare the run's queue as the scenario says (the lesson's: durable, no arguments)."""
-        import pika.exceptions as pe
-
-        try:
-            with self.broker.channel() as ch:
-                ok = ch.queue_declare(queue=self.queue, durable=self.scenario.durable,
-                                      arguments=self.scenario.queue_arguments)
-        except pe.ChannelClosedByBroker as exc:
-            if exc.reply_code == 406:
-                raise LabError(f"Queue '{self.queue}' already exists with other settings ({exc.reply_text}); "
-                               "delete it with lab.reset() or use another queue name.") from None
-            raise LabError(f"RabbitMQ refused to declare '{self.queue}': {exc.reply_text}.") from None
-        self.broker.remember("queue", self.queue)
-        self.waiting_before = ok.method.message_count
+        """Declare the run's topology (by default the lesson's queue: durable, no arguments), then tap its
+        dead-letter, retry and parking queues so what reaches them is recorded."""
+        with self.broker.channel() as ch:
+            counts = self.topology.declare(ch)
+        for kind, name in self.topology.names():
+            self.broker.remember(kind, name)
+        self.waiting_before = counts[self.queue]
         if self.waiting_before and self._next_id == 1:  # not ours: say what the workers will also take
             print(f"Note: {self.waiting_before} message(s) were already waiting in '{self.queue}' (an earlier "
                   "run or another program); this run's workers take them too. lab.reset() empties the queue.")
+        self._start_taps()
+
+    def _start_taps(self) -> None:
+        taps = self.topology.taps()
+        if not taps or self._taps is not None:
+            return
+        self._taps = TapObserver(lambda: self.broker.connect(heartbeat=30), self.log, self.task_of_message, taps)
+        self._taps.start()
+        if not self._taps.ready.wait(15) or self._taps.error:
+            error = self._taps.error or "no answer within 15 s"
+            self._taps.stop()
+            raise LabError(f"Could not watch the dead-letter/retry/parking queues of '{self.queue}': {error}; "
+                           "check the broker.")
 
     def publish(self, bodies: Sequence[str | bytes] | None = None, persistent: bool | None = None) -> list[int]:
         """Publish tasks (default: the scenario's); returns their task ids."""
@@ -136,6 +149,8 @@ class Run:
         deadline = time.monotonic() + timeout
         for w in self.workers:
             w.join(max(0.0, deadline - time.monotonic()))
+        if self._taps is not None:  # after the workers: their last rejections still reach the taps
+            self._taps.stop(max(0.5, deadline - time.monotonic()))
         self._stopped = True
         with _live_lock:
             _live.discard(self)
@@ -262,7 +277,7 @@ class Run:
         events = self.log.events
         states = task_states(events)
         if states and all(s in ("done", "dropped") for s in states.values()) and len(states) >= len(self._task_ids):
-            return True
+            return not ("dropped" in states.values() and self._in_retry_queues())
         if all(w.dead for w in self.workers):
             return True
         # Quiet for a while: nothing running, nothing ready anywhere -> what's missing is lost.
@@ -280,6 +295,19 @@ class Run:
             return False
         self._record_lost(states)
         return True
+
+    def _in_retry_queues(self) -> bool:
+        """True while a rejected message waits in the topology's retry queue: its task is not dropped but
+        coming back (the tap's RETRY_WAIT event may still be a few ms behind the rejection)."""
+        retry = [self.topology.name(q.name) for q in self.topology.queues if q.role == "retry"]
+        if not retry:
+            return False
+        try:
+            with self.broker.channel() as ch:
+                return any(ch.queue_declare(queue=q, passive=True).method.message_count for q in retry)
+        except Exception as exc:  # cannot tell now: the next check asks again
+            logger.debug("retry queue check failed: %s", exc)
+            return True
 
     def _quiet_period(self) -> float:
         return max(0.5, 2 * settings.time_scale())
@@ -318,7 +346,7 @@ def task_states(events: Sequence[ev.Event]) -> dict[int, str]:
             states[t] = "running"
             running_on[t] = e.worker
             retrying.discard(t)
-        elif e.kind == ev.RETRY:
+        elif e.kind in (ev.RETRY, ev.RETRY_WAIT):
             retrying.add(t)
             states[t] = "retrying"
         elif e.kind in (ev.ACK, ev.DONE):
@@ -408,32 +436,36 @@ def _progress(total: int, enabled: bool):
 
 def run(callback: Callback, tasks: Sequence[str | bytes] | None = None,
         workers: int | Sequence[WorkerSpec | float] = 2, prefetch: int = 1, ack: str = "manual",
-        queue: str = "task_queue", timeout: float = 120.0, progress: bool = True,
+        queue: str = TASK_QUEUE, timeout: float = 120.0, progress: bool = True,
         scenario: Scenario | None = None, broker: Broker | None = None, watch: Sequence[str] = (),
-        consumer_arguments: dict | None = None, **scenario_fields) -> RunResult:
+        consumer_arguments: dict | None = None, topology: Topology | None = None,
+        **scenario_fields) -> RunResult:
     """Run ``callback`` in worker threads on the tasks and return what was recorded.
 
     Every consumer is registered before the first task is published, so
-    round-robin outcomes are deterministic.
+    round-robin outcomes are deterministic.  ``topology``: the queues to declare and consume
+    from (default: the lesson's ``task_queue``); its retry queues are watched until they are empty.
     """
     if scenario is None:
         check_prefetch(prefetch)
         scenario = Scenario(tasks=tuple(tasks) if tasks is not None else Scenario().tasks,
                             workers=make_workers(workers), prefetch=prefetch, ack=ack, queue=queue,
                             timeout=timeout, **scenario_fields)
-    with Run(callback, scenario, broker, consumer_arguments) as r:
+    if topology is not None:
+        watch = (*watch, *(q.name for q in topology.queues if q.role == "retry"))
+    with Run(callback, scenario, broker, consumer_arguments, topology) as r:
         r.publish()
         return r.wait(progress=progress, watch=watch)
 
 
 def start(callback: Callback, workers: int | Sequence[WorkerSpec | float] = 2, prefetch: int = 1,
-          ack: str = "manual", queue: str = "task_queue", broker: Broker | None = None,
-          **scenario_fields) -> Run:
+          ack: str = "manual", queue: str = TASK_QUEUE, broker: Broker | None = None,
+          topology: Topology | None = None, **scenario_fields) -> Run:
     """Start workers and return the live Run (publish, sample and stop it yourself)."""
     check_prefetch(prefetch)
     scenario = Scenario(workers=make_workers(workers), prefetch=prefetch, ack=ack, queue=queue,
                         **scenario_fields)
-    return Run(callback, scenario, broker).start()
+    return Run(callback, scenario, broker, topology=topology).start()
 
 
 def live_threads() -> int:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..errors import LabError
+from .topology import TASK_QUEUE
 
 FAULT_KINDS = ("crash", "exception", "hang", "slow")
 ACK_MODES = ("manual", "auto")
@@ -103,7 +104,7 @@ class Scenario:
     workers: tuple[WorkerSpec, ...] = (WorkerSpec(), WorkerSpec())
     prefetch: int = 1
     ack: str = "manual"
-    queue: str = "task_queue"
+    queue: str = TASK_QUEUE
     durable: bool = True
     persistent: bool = True
     queue_arguments: dict | None = None

@@ -115,8 +115,8 @@ class WorkerThread(threading.Thread):
         self._log.note(ev.DELIVER, self.worker_id, task, method.delivery_tag, bool(method.redelivered))
         ch = self._instrumented
         if ch is None or ch._channel is not channel:
-            ch = self._instrumented = InstrumentedChannel(channel, self._log, self.worker_id, self._task_of_tag,
-                                                          self.run_.task_of_message)
+            ch = self._instrumented = InstrumentedChannel(channel, self._log, self.worker_id, self._task_of_tag)
+        ch.handling(task, properties, body)
         try:
             self.callback(ch, method, properties, body)
         except (WorkerCrashed, WorkerStopped):

@@ -25,6 +25,8 @@ CRASH = "crash"  # the worker died mid-task: connection dropped, no ack
 TIMEOUT = "timeout"  # the broker closed the channel (e.g. ack timeout)
 RETRY = "retry"  # the callback republished the message (e.g. to a retry queue)
 DEAD_LETTER = "dead_letter"  # the message arrived in a dead-letter queue
+PARKED = "parked"  # the message arrived in a parking-lot queue (waits for a person)
+RETRY_WAIT = "retry_wait"  # the message arrived in a retry queue (waits out its TTL, then comes back)
 RESTART = "restart"  # a crashed worker came back with a new connection
 RECONNECT = "reconnect"  # a worker lost the broker and is reconnecting
 STOP = "stop"  # a worker stopped cleanly
@@ -32,8 +34,11 @@ LOST = "lost"  # computed at the end: published, never completed, not in a queue
 
 KINDS = (
     PUBLISH, READY, DELIVER, ACK, NACK, REJECT, DONE, ERROR, CRASH, TIMEOUT,
-    RETRY, DEAD_LETTER, RESTART, RECONNECT, STOP, LOST,
+    RETRY, DEAD_LETTER, PARKED, RETRY_WAIT, RESTART, RECONNECT, STOP, LOST,
 )
+# A message arrived in a queue that is not the work queue (recorded by the run's taps; worker None).
+# Their detail reads "reason=rejected queue=<source> count=1 retries=2 into=<queue>": see detail_fields().
+ARRIVALS = (DEAD_LETTER, PARKED, RETRY_WAIT)
 # Events that end one attempt at a task (one bar on the timeline).
 ATTEMPT_ENDS = (ACK, NACK, REJECT, DONE, CRASH, TIMEOUT)
 # Outcomes after which a task needs nothing more from the lab.
@@ -157,6 +162,11 @@ class EventLog:
 
 
 # --- pure functions over a list of events (views and checks use these) ---
+
+
+def detail_fields(detail: str) -> dict[str, str]:
+    """The key=value words of an event's detail, e.g. {"reason": "rejected", "queue": "tasks", "count": "1"}."""
+    return dict(word.split("=", 1) for word in detail.split() if "=" in word)
 
 
 def attempts(events: Iterable[Event]) -> list[Attempt]:

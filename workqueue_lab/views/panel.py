@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as W
 
 from ..engine.scenario import POISON, Scenario, WorkerSpec, fault, numbered_tasks
+from ..engine.topology import TASK_QUEUE
 from ..record import events as ev
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def panel_callback(ch, method, properties, body):
 class Panel:
     """The widgets, the Scenario they describe, and the last run's result."""
 
-    def __init__(self, broker: Broker | None = None, queue: str = "task_queue", timeout: float = 120.0) -> None:
+    def __init__(self, broker: Broker | None = None, queue: str = TASK_QUEUE, timeout: float = 120.0) -> None:
         self.broker = broker
         self.queue = queue
         self.timeout = timeout

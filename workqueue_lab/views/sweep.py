@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from .. import settings
 from ..engine.scenario import Scenario, check_prefetch, make_workers, numbered_tasks
+from ..engine.topology import TASK_QUEUE
 from ..errors import LabError
 from ..record import events as ev
 
@@ -38,7 +39,7 @@ __all__ = ["Point", "Sweep", "throughput", "makespan_by_prefetch", "plot_sweeps"
 # sends all of the long ones to the same worker (a producer emitting a big job
 # every N messages does exactly this).
 VARIABLE_TASKS = numbered_tasks([4, 1, 1, 1] * 2)
-SWEEP_QUEUE = "task_queue"
+SWEEP_QUEUE = TASK_QUEUE
 
 
 def label(prefetch: int) -> str:

@@ -140,9 +140,11 @@ def summary_table(events: Iterable[ev.Event]) -> Table:
     duplicates = sum(1 for n in completed.values() if n > 1)
     if duplicates:
         parts.append(f"{duplicates} completed more than once")
-    dead = {e.task for e in evs if e.kind == ev.DEAD_LETTER}
-    if dead:
-        parts.append(f"{len(dead)} dead-lettered")
+    for kind, what in ((ev.RETRY_WAIT, "sent to the retry queue"), (ev.DEAD_LETTER, "dead-lettered"),
+                       (ev.PARKED, "parked")):
+        tasks = {e.task for e in evs if e.kind == kind}
+        if tasks:
+            parts.append(f"{len(tasks)} {what}")
     return Table(rows, SUMMARY_COLUMNS, caption=" · ".join(parts), headers=SUMMARY_HEADERS,
                  formats={"busy_s": "{:.2f}", "idle_s": "{:.2f}"}, total=True)
 

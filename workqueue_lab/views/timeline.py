@@ -42,6 +42,14 @@ __all__ = ["plot_timeline", "plot_distribution", "plot_queue_depth", "compare"]
 
 XLABEL = "seconds since the first publish"
 DEAD_LETTER_LANE = "dead letters"
+# Queues other than the work queue, one lane each when a run's taps recorded arrivals there:
+# (event kind, lane label, legend label, marker, gid).  A retry wait is drawn as a bar up to the
+# task's next delivery, so attempt -> delay -> retry -> parking lot reads left to right.
+ARRIVAL_LANES = (
+    (ev.RETRY_WAIT, "retry wait", "waiting to retry", "s", "retry-wait"),
+    (ev.DEAD_LETTER, DEAD_LETTER_LANE, "dead-lettered", "s", "dead-letter"),
+    (ev.PARKED, "parking lot", "parked", "P", "parked"),
+)
 
 # Task colours: Tableau 10 without its red and orange (kept for crash and nack marks), lightened so
 # black labels stay readable.  They cycle every 8 tasks.
@@ -115,7 +123,13 @@ def _origin(evs: Sequence[ev.Event]) -> float:
 
 
 def _workers(evs: Sequence[ev.Event]) -> list[int]:
-    return sorted({e.worker for e in evs if e.worker is not None and e.kind != ev.DEAD_LETTER})
+    return sorted({e.worker for e in evs if e.worker is not None and e.kind not in ev.ARRIVALS})
+
+
+def _arrival_lanes(evs: Sequence[ev.Event]) -> list[tuple[str, str, str, str, str]]:
+    """The ARRIVAL_LANES that have at least one event in ``evs``, in their fixed order."""
+    kinds = {e.kind for e in evs if e.kind in ev.ARRIVALS}
+    return [lane for lane in ARRIVAL_LANES if lane[0] in kinds]
 
 
 def _style_axes(ax) -> None:
@@ -153,7 +167,7 @@ def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_ax
     evs = list(events)
     atts = ev.attempts(evs)
     workers = _workers(evs)
-    dead = [e for e in evs if e.kind == ev.DEAD_LETTER]
+    arrivals = _arrival_lanes(evs)
     t0 = _origin(evs)
     t_end = max((e.t for e in evs), default=t0)
     span = max(t_end - t0, 1e-3)
@@ -168,15 +182,13 @@ def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_ax
         title = f"{head}  ·  {status}" if status else head
 
     lanes = {w: i for i, w in enumerate(workers)}
-    labels = [f"worker {w}" for w in workers]
-    if dead:
-        labels.append(DEAD_LETTER_LANE)
+    labels = [f"worker {w}" for w in workers] + [lane[1] for lane in arrivals]
     n_lanes = max(len(labels), 1)
 
     _style_axes(ax)
     for i in range(0, n_lanes, 2):  # faint bands make lanes easy to follow across the page
         ax.axhspan(i - 0.5, i + 0.5, color="#f5f6f8", zorder=0, linewidth=0)
-    if dead:
+    if arrivals:
         ax.axhline(len(workers) - 0.5, color="#bbbbbb", linewidth=0.8, zorder=1)
     ax.set_yticks(range(len(labels)), labels)
     ax.set_ylim(n_lanes - 0.5, -0.5)  # worker 1 at the top
@@ -277,20 +289,8 @@ def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_ax
         pts = [(e.t - t0, lanes[e.worker]) for e in evs if e.kind == kind and e.worker in lanes]
         marks([p[0] for p in pts], [p[1] for p in pts], gid, label, **style)
 
-    if dead:
-        y_dead = len(workers)
-        x = np.array([e.t - t0 for e in dead])
-        colors = np.array([task_color(e.task) for e in dead])
-        colors[:, :3] *= 0.85
-        ax.scatter(x, np.full(len(x), y_dead), marker="s", s=60, c=colors, edgecolors=_INK,
-                   linewidths=0.8, zorder=5, gid="dead-letter")
-        handles.append(Line2D([], [], linestyle="none", marker="s", markersize=7, color="#bbbbbb",
-                              markeredgecolor=_INK, label="dead-lettered"))
-        if len(dead) <= max_label_tasks:
-            for e, xi in zip(dead, x, strict=True):
-                if e.task is not None:
-                    ax.annotate(str(e.task), (xi, y_dead), xytext=(0, 8), textcoords="offset points",
-                                ha="center", va="bottom", fontsize=8, color=_INK)
+    for i, (kind, _, legend, marker, gid) in enumerate(arrivals):
+        _draw_arrivals(ax, evs, kind, len(workers) + i, t0, t_end, legend, marker, gid, max_label_tasks, handles)
 
     if handles:
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
@@ -312,6 +312,54 @@ def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_ax
                 ax.text((start[i] + end[i]) / 2, y[i], text, ha="center", va="center",
                         fontsize=9, color=_INK, zorder=4, clip_on=True)
     return span
+
+
+def _draw_arrivals(ax, evs, kind, y_lane, t0, t_end, legend, marker, gid, max_label_tasks, handles) -> None:
+    """One mark per message that reached this lane's queue; a retry wait also gets a bar until its redelivery."""
+    import numpy as np
+    from matplotlib.collections import PolyCollection
+    from matplotlib.lines import Line2D
+
+    here = [e for e in evs if e.kind == kind]
+    x = np.array([e.t - t0 for e in here])
+    colors = np.array([task_color(e.task) for e in here])
+    colors[:, :3] *= 0.85
+    if kind == ev.RETRY_WAIT:
+        ends = np.array(_next_deliveries(evs, here), dtype=float)
+        ends = np.where(np.isnan(ends), t_end, ends) - t0
+        faded = colors.copy()
+        faded[:, 3] = 0.35
+        coll = PolyCollection(_rects(x, np.maximum(ends, x), np.full(len(x), y_lane), 0.22), closed=True,
+                              facecolors=faded, edgecolors=colors, linewidths=0.7, linestyles=":", zorder=2)
+        coll.set_gid("retry-wait-bars")
+        ax.add_collection(coll, autolim=False)
+    ax.scatter(x, np.full(len(x), y_lane), marker=marker, s=60, c=colors, edgecolors=_INK,
+               linewidths=0.8, zorder=5, gid=gid)
+    handles.append(Line2D([], [], linestyle="none", marker=marker, markersize=7, color="#bbbbbb",
+                          markeredgecolor=_INK, label=legend))
+    if len(here) <= max_label_tasks:
+        for e, xi in zip(here, x, strict=True):
+            if e.task is not None:
+                ax.annotate(str(e.task), (xi, y_lane), xytext=(0, 8), textcoords="offset points",
+                            ha="center", va="bottom", fontsize=8, color=_INK)
+
+
+def _next_deliveries(evs: Sequence[ev.Event], arrivals: Sequence[ev.Event]) -> list[float]:
+    """For each arrival in the retry queue: when its task was next delivered to a worker (nan: not yet)."""
+    import bisect
+
+    delivered: dict[int | None, list[float]] = {}
+    for e in evs:
+        if e.kind == ev.DELIVER:
+            delivered.setdefault(e.task, []).append(e.t)
+    for times in delivered.values():
+        times.sort()
+    out = []
+    for a in arrivals:
+        times = delivered.get(a.task, [])
+        i = bisect.bisect_left(times, a.t)
+        out.append(times[i] if i < len(times) else float("nan"))
+    return out
 
 
 def _rects(x0, x1, y, half_height):
@@ -339,7 +387,7 @@ def plot_timeline(events: Iterable[ev.Event], ax=None, title: str | None = None,
     evs = list(events)
     own = ax is None
     if own:
-        n_lanes = len(_workers(evs)) + any(e.kind == ev.DEAD_LETTER for e in evs)
+        n_lanes = len(_workers(evs)) + len(_arrival_lanes(evs))
         fig = _new_figure(_WIDTH_IN, _height(n_lanes))
         ax = fig.add_subplot()
     _draw_timeline(ax, evs, title, max_label_tasks, own_figure=own)
@@ -354,7 +402,7 @@ def compare(runs: dict[str, Iterable[ev.Event]], max_label_tasks: int = 40, titl
     if not runs:
         raise ValueError("compare() needs at least one run, e.g. compare({'prefetch 1': events})")
     data = {key: list(events) for key, events in runs.items()}
-    lanes = [max(len(_workers(e)) + any(x.kind == ev.DEAD_LETTER for x in e), 1) for e in data.values()]
+    lanes = [max(len(_workers(e)) + len(_arrival_lanes(e)), 1) for e in data.values()]
     height = min(sum(0.75 + _LANE_IN * n for n in lanes) + 0.6, 14.0)
     fig = _new_figure(_WIDTH_IN, height)
     axes = fig.subplots(len(data), 1, sharex=True, squeeze=False,
