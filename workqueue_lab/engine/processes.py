@@ -232,30 +232,54 @@ def process_config(urls: list[str], queue: str, prefetch: int, auto_ack: bool, r
 
 
 class ProcessWorker(Worker):
-    """A ``Worker`` that keeps the SIGTERM contract: drain, finish the current task, leave."""
+    """A ``Worker`` that keeps the SIGTERM contract: stop taking deliveries, finish the current task, leave.
+
+    The consumer is cancelled at the first safe point after the signal: at the end of the task's
+    ``work()`` (inside the callback, before its ack frees a prefetch slot the broker would fill), or
+    in the consume loop when idle.  Never from the signal handler: pika is not re-entrant.
+    """
 
     draining = False
     drained_by = "SIGTERM"
     stop_detail: str | None = None
+    _consumer: tuple[object, str] | None = None  # (channel, consumer tag) of the current consumer
+    _cancelled_on: object = None  # the channel whose consumer was cancelled
 
     def drain(self, signum: int, frame) -> None:  # a signal handler: set a flag, nothing else
         self.draining = True
         self.drained_by = signal.Signals(signum).name
 
+    def do_work(self, seconds: float, scale: float) -> None:
+        super().do_work(seconds, scale)
+        if self.draining:
+            self._cancel()
+
     def _on_message(self, channel, method, properties, body: bytes) -> None:
         if self.draining and not self.auto_ack:  # already leaving: give it back for another consumer
             channel.basic_nack(delivery_tag=method.delivery_tag, requeue=True)
             return
+        self._consumer = (channel, method.consumer_tag)
         super()._on_message(channel, method, properties, body)
 
     def _consume(self, conn, cancelled: threading.Event) -> None:
         while not self.stop_event.is_set() and not cancelled.is_set() and not self.draining:
             conn.process_data_events(time_limit=0.05)
 
+    def _cancel(self) -> list:
+        """Cancel the consumer once per channel; returns what an auto-ack consumer still got (already ours)."""
+        if self._consumer is None or self._cancelled_on is self._consumer[0]:
+            return []
+        channel, tag = self._consumer
+        self._cancelled_on = channel
+        return list(channel.basic_cancel(tag))  # manual ack: pika nacks undispatched deliveries back
+
     def _leave(self, channel, consumer_tag: str) -> str:
         if not self.draining:
             return "stopped"
-        channel.basic_cancel(consumer_tag)
+        if self._consumer is None or self._consumer[0] is not channel:
+            self._consumer = (channel, consumer_tag)
+        for method, properties, body in self._cancel():  # auto-ack: the broker has forgotten them, so do them
+            self._on_message(channel, method, properties, body)
         return f"on {self.drained_by}: cancelled its consumer, finished the task in hand, closed its connection"
 
     def _record_stop(self, detail: str) -> None:
