@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import time
 from collections import Counter
 
@@ -30,6 +33,15 @@ def _gone(pid: int) -> bool:
     except ProcessLookupError:
         return not os.path.exists(f"/proc/{pid}")
     return False
+
+
+def _not_running(pid: int) -> bool:
+    """Gone, or a zombie (exited; only its orphaned exit status waits for init to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 def _assert_nothing_left(pids: list[int]) -> None:
@@ -147,3 +159,31 @@ def test_a_callback_a_process_cannot_import_is_one_sentence():
         Run("workqueue_lab.lessons.callbacks:no_such_callback", Scenario(), broker=object(), processes=True)
     with pytest.raises(LabError, match="not a worker process"):
         Run(CALLBACK, Scenario(), broker=object()).signal(1)
+
+
+def test_workers_leave_when_the_notebook_process_dies(clean):
+    kernel = textwrap.dedent(f"""
+        import time, workqueue_lab as lab
+        from workqueue_lab.engine.scenario import numbered_tasks
+        r = lab.start({CALLBACK!r}, workers=2, processes=True)
+        r.publish(numbered_tasks([200] * 4))
+        while sum(e.kind == "deliver" for e in r.log.events) < 2:
+            time.sleep(0.01)
+        print(*(w.pid for w in r.workers), flush=True)
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", kernel], stdout=subprocess.PIPE, text=True, env=os.environ)
+    try:
+        pids = [int(p) for p in proc.stdout.readline().split()]
+        assert len(pids) == 2 and not any(_not_running(p) for p in pids)
+        proc.kill()  # as a kernel dies: no atexit, no stop()
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        while not all(_not_running(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [p for p in pids if not _not_running(p)] == []
+        assert time.monotonic() < deadline - 5  # within a few watch periods, not at the end of a 10 s task
+    finally:
+        proc.kill()
+        proc.wait(10)
+        proc.stdout.close()
