@@ -173,6 +173,17 @@ class WorkerProcess:
     # --- the reader thread --------------------------------------------------------------
     def _read(self, fd: int) -> None:
         receiver = EventReceiver(self.log)
+        try:
+            self._pump(fd, receiver)
+        except Exception:  # should not happen; the exit is still recorded below
+            logger.debug("reading worker process %s failed", self.pid, exc_info=True)
+        finally:
+            os.close(fd)
+            self._proc.stdout.close()
+            self._finish(self._proc.wait(), receiver)
+
+    def _pump(self, fd: int, receiver: EventReceiver) -> None:
+        """Until both pipes reach EOF (the process is gone): events into the log, prints into the output."""
         text = codecs.getincrementaldecoder("utf-8")(errors="replace")
         out = self._proc.stdout.fileno()
         with selectors.DefaultSelector() as sel:
@@ -191,9 +202,6 @@ class WorkerProcess:
                             self.ready.set()
                     else:
                         self.output.write(text.decode(data))
-        os.close(fd)
-        self._proc.stdout.close()
-        self._finish(self._proc.wait(), receiver)
 
     def _finish(self, code: int, receiver: EventReceiver) -> None:
         """The process is gone: record how, with its exit code."""
