@@ -187,3 +187,16 @@ def test_workers_leave_when_the_notebook_process_dies(clean):
         proc.kill()
         proc.wait(10)
         proc.stdout.close()
+
+
+def test_a_process_that_cannot_connect_is_one_sentence_and_leaves_nothing(clean, monkeypatch):
+    from workqueue_lab.engine import processes
+
+    real = processes.process_config
+    monkeypatch.setattr(processes, "process_config",  # the run's queue is declared; the workers' URL is wrong
+                        lambda urls, *args: real(["amqp://guest:guest@127.0.0.1:1/%2F"], *args))
+    r = _run(numbered_tasks([1] * 2))
+    with pytest.raises(LabError, match=r"^Worker 1 could not start consuming .*cannot connect to RabbitMQ"):
+        r.start()
+    _assert_nothing_left([w.pid for w in r.workers])
+    assert r.workers[0].returncode == 2 and not [e for e in r.log.events if e.kind == ev.CRASH]

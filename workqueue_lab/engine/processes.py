@@ -212,8 +212,11 @@ class WorkerProcess:
                 self.log.record(ev.STOP, self.worker_id, detail=f"{sent}{receiver.goodbye}; exit {code}")
         else:
             how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
-            self.log.record(ev.CRASH, self.worker_id, self._running_task(),
-                            detail=f"{sent}{how} (process {self.pid}), no goodbye: its unacked tasks go back")
+            if self._consuming:
+                self.log.record(ev.CRASH, self.worker_id, self._running_task(),
+                                detail=f"{sent}{how} (process {self.pid}), no goodbye: its unacked tasks go back")
+            else:  # it never had a task: an end, not a crash to draw
+                self.log.record(ev.STOP, self.worker_id, detail=f"{sent}{how} before it consumed")
         if not self._consuming:
             lines = self.output.text().strip().splitlines()
             self.error = lines[-1] if lines else f"the process exited with code {code} before consuming"
@@ -296,6 +299,7 @@ class ProcessWorker(Worker):
 
 def _context_from(config: dict, sink: PipeSink, wait_for_go: Callable[[], None]) -> WorkerContext:
     import pika
+    import pika.exceptions
 
     def connect() -> pika.BlockingConnection:
         params = []
@@ -304,7 +308,11 @@ def _context_from(config: dict, sink: PipeSink, wait_for_go: Callable[[], None])
             p.connection_attempts, p.socket_timeout, p.blocked_connection_timeout = 1, 5, 60
             p.heartbeat = 30
             params.append(p)
-        conn = pika.BlockingConnection(params)
+        try:
+            conn = pika.BlockingConnection(params)
+        except pika.exceptions.AMQPConnectionError as exc:  # pika's own text is often empty: say what failed
+            raise pika.exceptions.AMQPConnectionError(
+                f"cannot connect to RabbitMQ ({type(exc).__name__}{f': {exc}' if str(exc) else ''})") from None
         wait_for_go()
         return conn
 
@@ -324,6 +332,9 @@ def _spec_from(raw: dict) -> WorkerSpec:
 
 def main() -> int:
     """The worker process: read the config from stdin, serve, say goodbye; the exit code says how it went."""
+    early: list[int] = []  # a SIGTERM before the worker exists still means "leave", not "die"
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: early.append(signum))
     config = json.loads(sys.stdin.readline())
     parent = config["parent"]
     os.environ[settings.ENV_TIME_SCALE] = repr(config["time_scale"])
@@ -342,6 +353,8 @@ def main() -> int:
     holder.append(worker)
     signal.signal(signal.SIGTERM, worker.drain)
     signal.signal(signal.SIGINT, worker.drain)
+    if early:
+        worker.drain(early[0], None)
 
     def watch_parent() -> None:
         while not worker.stop_event.wait(0.2):
@@ -350,10 +363,12 @@ def main() -> int:
 
     threading.Thread(target=watch_parent, daemon=True).start()
     worker.serve()
-    if worker.error:
-        print(f"could not start consuming: {worker.error}", file=sys.stderr)
+    if worker.error is not None:
+        print(worker.error, file=sys.stderr)  # its last line: the reason Run.start gives
+        sink.goodbye(None)
+        return 2
     sink.goodbye(None if worker.dead else worker.stop_detail)
-    return 2 if worker.error else (1 if worker.dead else 0)
+    return 1 if worker.dead else 0
 
 
 if __name__ == "__main__":

@@ -124,9 +124,9 @@ class Run:
         """Start every process at once (interpreters start in parallel), then let them consume in order."""
         from .processes import START_TIMEOUT, WorkerProcess, process_config
 
-        bodies = {(b.encode() if isinstance(b, str) else b): i  # the ids publish() will give the scenario's tasks
-                  for i, b in enumerate(self.scenario.tasks, start=self._next_id)}
-        bodies.update(self._body_ids)
+        bodies = dict(self._body_ids)  # for copies republished without a message_id; a snapshot: no shared memory
+        for i, b in enumerate(self.scenario.tasks, start=self._next_id):  # the ids publish() will give them
+            bodies.setdefault(b.encode() if isinstance(b, str) else b, i)
         for i, spec in enumerate(self.scenario.workers, start=1):
             ctx = self._context(spec)
             config = process_config([self.broker.url], self.queue, ctx.prefetch, ctx.auto_ack, self.run_id,
@@ -463,7 +463,7 @@ def _progress(total: int, enabled: bool):
         return None
 
 
-def run(callback: Callback, tasks: Sequence[str | bytes] | None = None,
+def run(callback: Callback | str, tasks: Sequence[str | bytes] | None = None,
         workers: int | Sequence[WorkerSpec | float] = 2, prefetch: int = 1, ack: str = "manual",
         queue: str = "task_queue", timeout: float = 120.0, progress: bool = True,
         scenario: Scenario | None = None, broker: Broker | None = None, watch: Sequence[str] = (),
