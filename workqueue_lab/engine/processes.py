@@ -75,9 +75,9 @@ def resolve_callback(path: str) -> Callable:
     module, _, name = path.partition(":")
     try:
         target = getattr(importlib.import_module(module), name) if module and name else None
-    except (ImportError, AttributeError) as exc:
-        raise LabError(f"Cannot import the callback {path!r} ({exc}); pass 'module:function' for a function "
-                       "defined at the top of an importable .py file.") from None
+    except Exception as exc:  # ImportError, AttributeError, or the module itself failed: one sentence
+        raise LabError(f"Cannot import the callback {path!r} ({type(exc).__name__}: {exc}); pass "
+                       "'module:function' for a function defined at the top of an importable .py file.") from None
     if not callable(target):
         raise LabError(f"{path!r} is not a 'module:function' path to a function; use e.g. "
                        "'workqueue_lab.lessons.callbacks:lesson_callback'.")

@@ -13,9 +13,10 @@ Why a pipe, rather than a JSON-lines file or a lab events queue on the broker: i
 (an events queue would share the broker the experiment is stressing, and be lost when a lesson
 restarts or kills it) and no polling of a file; the reader sees EOF the moment a process dies,
 however it died (SIGKILL included), which is exactly when the lab must record a crash; and the
-kernel cleans it up with the processes.  A line of at most ``PIPE_BUF`` (4096) bytes is written
-atomically, so lines never interleave.  Timestamps: ``CLOCK_MONOTONIC`` is system-wide on Linux, so a
-child stamps ``time.monotonic() - t0`` with the parent log's ``t0`` and both clocks agree.
+kernel cleans it up with the processes.  Only the process's worker thread writes, one ``os.write`` per
+line, so lines never interleave; ``detail`` is bounded so a line stays small.  Timestamps:
+``CLOCK_MONOTONIC`` is system-wide on Linux, so a child stamps ``time.monotonic() - t0`` with the
+parent log's ``t0`` and both clocks agree.
 
 This module imports nothing of the lab outside ``record/`` and no pika.
 """
@@ -33,7 +34,7 @@ from .events import Event, EventLog
 
 logger = logging.getLogger(__name__)
 
-MAX_DETAIL = 1000  # characters; keeps every line well under PIPE_BUF
+MAX_DETAIL = 1000  # characters: a runaway detail must not flood the pipe
 
 
 class Sink(Protocol):
