@@ -200,3 +200,8 @@ def test_a_process_that_cannot_connect_is_one_sentence_and_leaves_nothing(clean,
         r.start()
     _assert_nothing_left([w.pid for w in r.workers])
     assert r.workers[0].returncode == 2 and not [e for e in r.log.events if e.kind == ev.CRASH]
+
+
+def test_the_same_module_function_path_runs_in_threads_without_processes(clean):
+    result = lab.run(CALLBACK, tasks=numbered_tasks([1, 1]), workers=1, progress=False)
+    assert result.tasks_by_worker() == {1: [1, 2]} and "[x] Received" in result.outputs[1]

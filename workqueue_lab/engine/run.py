@@ -65,7 +65,7 @@ class Run:
             from .processes import callback_path
 
             callback = callback_path(callback)
-        elif isinstance(callback, str):
+        elif isinstance(callback, str) and ":" in callback:  # "module:function", run in threads
             from .processes import resolve_callback
 
             callback = resolve_callback(callback)
