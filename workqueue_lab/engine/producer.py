@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
+import logging
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import TYPE_CHECKING
 
 from ..record import events as ev
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from ..broker.handle import Broker
@@ -39,8 +41,10 @@ def publish(broker: Broker, queue: str, bodies: Iterable[str | bytes], log: ev.E
             channel.basic_publish(exchange=exchange, routing_key=queue, body=body, properties=props)
             ids.append(task_id)
     finally:
-        with contextlib.suppress(Exception):
+        try:
             conn.close()
+        except Exception:  # already closed (the broker went away): the confirms above said what got through
+            logger.debug("closing the producer's connection failed", exc_info=True)
     return ids
 
 
