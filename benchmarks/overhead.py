@@ -227,7 +227,7 @@ def instrumentation_cost(n: int = 5_000, rounds: int = 25) -> float | None:
         lab_best = raw_best = float("inf")
         for _ in range(rounds):
             run.log = ev.EventLog()
-            worker = WorkerThread(run, 1, callback, WorkerSpec(), 1, False)
+            worker = WorkerThread(run._context(WorkerSpec()), 1, callback, WorkerSpec())
             t = time.perf_counter()
             for method, props, body in msgs:
                 worker._on_message(stub, method, props, body)

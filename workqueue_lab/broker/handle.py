@@ -125,6 +125,8 @@ class Broker:
         if self._version is None:
             conn = self.connect()
             try:
+                # pika internal on purpose: BlockingConnection has no public server_properties (only the
+                # *_supported capability flags), and the management API's version needs the plugin
                 raw = conn._impl.server_properties.get("version", b"?")
                 self._version = raw.decode() if isinstance(raw, bytes) else str(raw)
             finally:

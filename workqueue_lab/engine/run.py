@@ -1,8 +1,12 @@
 """Orchestration only: declare, start workers, wait until every consumer is registered,
 publish, wait for completion or timeout, stop cleanly.
 
+Workers are threads of this process (``WorkerThread``) or, with ``processes=True``, OS processes
+(``engine.processes``); either way they know the run only through a ``WorkerContext`` and record
+into the run's one ``EventLog``.
+
 The module keeps a registry of live runs: starting a run stops the previous
-ones (so re-running a cell leaves no threads or connections behind), and an
+ones (so re-running a cell leaves no threads, processes or connections behind), and an
 interrupt or the kernel's exit stops them too.
 """
 
@@ -10,11 +14,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
+import signal as signals
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -23,17 +28,21 @@ from .. import settings
 from ..broker.handle import Broker, QueueStats, find_broker, in_node
 from ..errors import BrokerUnavailable, LabError
 from ..record import events as ev
-from .producer import publish
+from .producer import TaskIds, publish
 from .scenario import Scenario, WorkerSpec, check_prefetch, make_workers
 from .taps import TapObserver
 from .topology import TASK_QUEUE, Topology, single_queue
-from .workers import Callback, WorkerThread
+from .workers import Callback, WorkerContext, WorkerThread
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from .processes import WorkerProcess
+
 logger = logging.getLogger(__name__)
-_live: weakref.WeakSet[Run] = weakref.WeakSet()
+# Strong references: a started run stays stoppable until it is stopped, even if the cell dropped it
+# (its workers no longer hold the Run, so a weak set would forget runs whose workers still consume).
+_live: set[Run] = set()
 _live_lock = threading.Lock()
 
 
@@ -52,37 +61,41 @@ atexit.register(stop_all)
 class Run:
     """One experiment against a real broker; use ``with`` or call ``stop()``."""
 
-    def __init__(self, callback: Callback, scenario: Scenario, broker: Broker | None = None,
-                 consumer_arguments: dict | None = None, topology: Topology | None = None) -> None:
-        if not callable(callback):
+    def __init__(self, callback: Callback | str, scenario: Scenario, broker: Broker | None = None,
+                 processes: bool = False, topology: Topology | None = None) -> None:
+        """``processes=True``: each worker is an OS process running ``callback``, a ``"module:function"``
+        path or a function defined in an importable module (see ``engine.processes``)."""
+        if processes:
+            from .processes import callback_path
+
+            callback = callback_path(callback)
+        elif isinstance(callback, str) and ":" in callback:  # "module:function", run in threads
+            from .processes import resolve_callback
+
+            callback = resolve_callback(callback)
+        if not callable(callback) and not processes:
             raise LabError(f"callback={callback!r} is not a function; pass your def callback(ch, method, "
                            "properties, body).")
         self.scenario = scenario.validate()
         settings.time_scale()  # a bad WORKQUEUE_LAB_TIME_SCALE: one sentence now, not a crash in every worker
         self.callback = callback
+        self.processes = processes
         self.broker = broker or find_broker()
         # the scenario's queue/durable/queue_arguments describe the default: one work queue
         self.topology = topology or single_queue(scenario.queue, scenario.durable, scenario.queue_arguments)
         self.queue = self.topology.name(self.topology.work_queue.name)
         self._taps: TapObserver | None = None
-        self.consumer_arguments = consumer_arguments
         self.log = ev.EventLog()
         self.run_id = uuid.uuid4().hex[:8]  # in every message_id: a leftover from another run is not ours
         self.waiting_before = 0
-        self.workers: list[WorkerThread] = []
+        self.workers: list[WorkerThread | WorkerProcess] = []
         self.samples: list[tuple[float, int, int | None]] = []  # (t, ready, unacked)
         self._task_ids: dict[str, int] = {}
         self._body_ids: dict[bytes, int] = {}
         self._next_id = 1
         self._stopped = False
         self.timed_out = False
-
-    # --- the task ids the lab follows -------------------------------------------------
-    def task_of_message(self, properties, body: bytes) -> int | None:
-        mid = getattr(properties, "message_id", None)
-        if mid is not None:  # ours, or a leftover of another run (None: not this run's task)
-            return self._task_ids.get(mid)
-        return self._body_ids.get(body)  # republished without properties (a retry): known by its body
+        self.task_of_message = TaskIds(self.run_id, self._task_ids, self._body_ids)  # (properties, body) -> id
 
     # --- life cycle -----------------------------------------------------------------
     def start(self) -> Run:
@@ -92,18 +105,64 @@ class Run:
         with _live_lock:
             _live.add(self)
         try:
-            for i, spec in enumerate(self.scenario.workers, start=1):
-                prefetch = self.scenario.prefetch if spec.prefetch is None else spec.prefetch
-                w = WorkerThread(self, i, self.callback, spec, prefetch, self.scenario.ack == "auto")
-                self.workers.append(w)
-                w.start()
-                if not w.ready.wait(15) or w.error:
-                    raise LabError(f"Worker {i} could not start consuming from '{self.queue}': "
-                                   f"{w.error or 'no answer within 15 s'}; check the broker and the queue.")
+            if self.processes:
+                self._start_processes()
+            else:
+                self._start_threads()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _context(self, spec: WorkerSpec) -> WorkerContext:
+        return WorkerContext(connect=functools.partial(self.broker.connect, heartbeat=30), queue=self.queue,
+                             prefetch=self.scenario.prefetch if spec.prefetch is None else spec.prefetch,
+                             auto_ack=self.scenario.ack == "auto", task_of_message=self.task_of_message,
+                             sink=self.log)
+
+    def _start_threads(self) -> None:
+        for i, spec in enumerate(self.scenario.workers, start=1):
+            w = WorkerThread(self._context(spec), i, self.callback, spec)
+            self.workers.append(w)
+            w.start()
+            self._check_started(w, 15)
+
+    def _start_processes(self) -> None:
+        """Start every process at once (interpreters start in parallel), then let them consume in order."""
+        from .processes import START_TIMEOUT, WorkerProcess, process_config
+
+        bodies = dict(self._body_ids)  # for copies republished without a message_id; a snapshot: no shared memory
+        for i, b in enumerate(self.scenario.tasks, start=self._next_id):  # the ids publish() will give them
+            bodies.setdefault(b.encode() if isinstance(b, str) else b, i)
+        for i, spec in enumerate(self.scenario.workers, start=1):
+            ctx = self._context(spec)
+            config = process_config([self.broker.url], self.queue, ctx.prefetch, ctx.auto_ack, self.run_id,
+                                    bodies, self.callback, spec, self.log.t0)
+            self.workers.append(WorkerProcess(i, config, self.log))
+            self.workers[-1].start()
+        for w in self.workers:
+            w.release()
+            self._check_started(w, START_TIMEOUT)
+
+    def _check_started(self, w: WorkerThread | WorkerProcess, timeout: float) -> None:
+        if not w.ready.wait(timeout) or w.error:
+            raise LabError(f"Worker {w.worker_id} could not start consuming from '{self.queue}': "
+                           f"{w.error or f'no answer within {timeout:g} s'}; check the broker and the queue.")
+
+    def signal(self, worker_id: int, sig: int = signals.SIGTERM) -> None:
+        """Send ``sig`` to worker process ``worker_id`` (1-based): SIGTERM lets it finish its task and leave,
+        SIGKILL kills it mid-task (the broker redelivers the task).  The events show what followed."""
+        from .processes import WorkerProcess
+
+        w = self.workers[worker_id - 1] if 0 < worker_id <= len(self.workers) else None
+        if not isinstance(w, WorkerProcess):
+            raise LabError(f"Worker {worker_id} is not a worker process of this run; start the run with "
+                           "processes=True and pass a worker id from 1 to the number of workers.")
+        w.signal(sig)
+
+    def kill(self, worker_id: int) -> None:
+        """SIGKILL worker process ``worker_id``: it dies mid-task, as a process does on a power cut."""
+        self.signal(worker_id, signals.SIGKILL)
 
     def declare(self) -> None:
         """Declare the run's topology (by default the lesson's queue: durable, no arguments), then tap its
@@ -143,9 +202,11 @@ class Run:
         return ids
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop every worker, close its connection (unacked messages go back to the queue), join."""
+        """Stop every worker, close its connection (unacked messages go back to the queue), join.
+
+        A worker process gets SIGTERM, and SIGKILL if it is still there after ``timeout``."""
         for w in self.workers:
-            w.stop_event.set()
+            w.stop()
         deadline = time.monotonic() + timeout
         for w in self.workers:
             w.join(max(0.0, deadline - time.monotonic()))
@@ -321,10 +382,6 @@ class Run:
         return RunResult(self.log.events, self.scenario, {w.worker_id: w.output.text() for w in self.workers},
                          list(self.samples), self.timed_out, self.queue)
 
-    # --- inspection ---------------------------------------------------------------------
-    def thread_count(self) -> int:
-        return sum(w.is_alive() for w in self.workers)
-
 
 def task_states(events: Sequence[ev.Event]) -> dict[int, str]:
     """Per task: pending | running | done | dropped (rejected without requeue) | retrying."""
@@ -434,13 +491,13 @@ def _progress(total: int, enabled: bool):
         return None
 
 
-def run(callback: Callback, tasks: Sequence[str | bytes] | None = None,
+def run(callback: Callback | str, tasks: Sequence[str | bytes] | None = None,
         workers: int | Sequence[WorkerSpec | float] = 2, prefetch: int = 1, ack: str = "manual",
         queue: str = TASK_QUEUE, timeout: float = 120.0, progress: bool = True,
         scenario: Scenario | None = None, broker: Broker | None = None, watch: Sequence[str] = (),
-        consumer_arguments: dict | None = None, topology: Topology | None = None,
-        **scenario_fields) -> RunResult:
-    """Run ``callback`` in worker threads on the tasks and return what was recorded.
+        topology: Topology | None = None, processes: bool = False, **scenario_fields) -> RunResult:
+    """Run ``callback`` in worker threads (or, ``processes=True``, worker processes) on the tasks and
+    return what was recorded.
 
     Every consumer is registered before the first task is published, so
     round-robin outcomes are deterministic.  ``topology``: the queues to declare and consume
@@ -453,19 +510,19 @@ def run(callback: Callback, tasks: Sequence[str | bytes] | None = None,
                             timeout=timeout, **scenario_fields)
     if topology is not None:
         watch = (*watch, *(q.name for q in topology.queues if q.role == "retry"))
-    with Run(callback, scenario, broker, consumer_arguments, topology) as r:
+    with Run(callback, scenario, broker, processes, topology) as r:
         r.publish()
         return r.wait(progress=progress, watch=watch)
 
 
-def start(callback: Callback, workers: int | Sequence[WorkerSpec | float] = 2, prefetch: int = 1,
+def start(callback: Callback | str, workers: int | Sequence[WorkerSpec | float] = 2, prefetch: int = 1,
           ack: str = "manual", queue: str = TASK_QUEUE, broker: Broker | None = None,
-          topology: Topology | None = None, **scenario_fields) -> Run:
-    """Start workers and return the live Run (publish, sample and stop it yourself)."""
+          topology: Topology | None = None, processes: bool = False, **scenario_fields) -> Run:
+    """Start workers (threads, or processes) and return the live Run (publish, sample and stop it yourself)."""
     check_prefetch(prefetch)
     scenario = Scenario(workers=make_workers(workers), prefetch=prefetch, ack=ack, queue=queue,
                         **scenario_fields)
-    return Run(callback, scenario, broker, topology=topology).start()
+    return Run(callback, scenario, broker, processes, topology).start()
 
 
 def live_threads() -> int:

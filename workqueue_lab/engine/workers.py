@@ -1,18 +1,21 @@
-"""Background worker threads that run the learner's own pika callback.
+"""Workers that run the learner's own pika callback.
 
-Each worker has its own thread, its own ``BlockingConnection`` and channel
-(pika connections are not thread-safe).  The callback receives an
-``InstrumentedChannel``; ``work()`` stands in for ``time.sleep(dots)`` and is
-where faults are injected.  Threads never print: their output is captured.
+Each worker has its own ``BlockingConnection`` and channel (pika connections are not
+thread-safe).  The callback receives an ``InstrumentedChannel``; ``work()`` stands in for
+``time.sleep(dots)`` and is where faults are injected.  A worker knows its run only through a
+``WorkerContext`` (how to connect, what to consume, how to name tasks, where to record), so the
+same ``Worker`` runs in a thread of the notebook (``WorkerThread``) or in a process of its own
+(``engine.processes``).  Threads never print: their output is captured.
 """
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import settings
@@ -22,9 +25,31 @@ from .channel import InstrumentedChannel
 from .scenario import FaultState, WorkerSpec, dots
 
 if TYPE_CHECKING:
-    from .run import Run
+    import pika
+
+    from ..record.sinks import Sink
 
 Callback = Callable[[object, object, object, bytes], None]
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerContext:
+    """All a worker needs from its run, and nothing more.
+
+    connect: returns a new BlockingConnection (one per worker, per reconnect).
+    task_of_message: ``(properties, body) -> task id | None`` (see ``producer.TaskIds``).
+    sink: where events go (the run's ``EventLog`` for a thread, a pipe for a process).
+    arguments: consumer arguments for ``basic_consume`` (e.g. ``x-priority``), None for none.
+    """
+
+    connect: Callable[[], pika.BlockingConnection]
+    queue: str
+    prefetch: int
+    auto_ack: bool
+    task_of_message: Callable[[object, bytes], int | None]
+    sink: Sink
+    arguments: dict | None = None
 
 
 class WorkerCrashed(BaseException):
@@ -43,7 +68,7 @@ class TaskFailed(Exception):
 _context = threading.local()
 
 
-def current_worker() -> WorkerThread | None:
+def current_worker() -> Worker | None:
     return getattr(_context, "worker", None)
 
 
@@ -64,19 +89,20 @@ def work(message: str | bytes | None = None, seconds: float | None = None) -> No
     worker.do_work(seconds, scale)
 
 
-class WorkerThread(threading.Thread):
-    """One consumer: connect, qos, consume, run the callback; restart after a crash if asked."""
+class Worker:
+    """One consumer: connect, qos, consume, run the callback; restart after a crash if asked.
 
-    def __init__(self, run: Run, worker_id: int, callback: Callback, spec: WorkerSpec, prefetch: int,
-                 auto_ack: bool) -> None:
-        super().__init__(name=f"workqueue-lab worker {worker_id}", daemon=True)
-        self.run_ = run
+    ``serve()`` runs it in the calling thread until ``stop_event`` is set or it dies.
+    """
+
+    def __init__(self, context: WorkerContext, worker_id: int, callback: Callback, spec: WorkerSpec,
+                 output) -> None:
+        self.context = context
         self.worker_id = worker_id
         self.callback = callback
         self.spec = spec
-        self.prefetch = prefetch
-        self.auto_ack = auto_ack
-        self.output = capture.WorkerOutput()
+        self.auto_ack = context.auto_ack  # read once per message: one attribute, not two
+        self.output = output  # where a traceback of the callback goes (has .write)
         self.ready = threading.Event()
         self.stop_event = threading.Event()
         self.dead = False  # crashed and not restarting
@@ -84,8 +110,13 @@ class WorkerThread(threading.Thread):
         self.faults = FaultState(spec.faults, worker_id)
         self._task_now: int | None = None
         self._deliveries: dict[int, tuple[int | None, float]] = {}  # tag -> (task, t) on this channel
-        self._log = run.log
+        self._log = context.sink
+        self._task_of_message = context.task_of_message
         self._instrumented: InstrumentedChannel | None = None  # one proxy per pika channel, not per message
+
+    def stop(self) -> None:
+        """Ask the worker to stop: a task in ``work()`` is abandoned unacked (the broker requeues it)."""
+        self.stop_event.set()
 
     # --- inside the callback ----------------------------------------------------
     def do_work(self, seconds: float, scale: float) -> None:
@@ -109,7 +140,7 @@ class WorkerThread(threading.Thread):
             raise WorkerStopped()
 
     def _on_message(self, channel, method, properties, body: bytes) -> None:
-        task = self.run_.task_of_message(properties, body)
+        task = self._task_of_message(properties, body)
         self._task_now = task
         self._deliveries[method.delivery_tag] = (task, time.monotonic())
         self._log.note(ev.DELIVER, self.worker_id, task, method.delivery_tag, bool(method.redelivered))
@@ -135,38 +166,38 @@ class WorkerThread(threading.Thread):
         entry = self._deliveries.get(tag)
         return None if entry is None else entry[0]
 
-    # --- the thread's life --------------------------------------------------------
-    def run(self) -> None:
-        capture.register(self.output)
+    # --- the worker's life ----------------------------------------------------------
+    def serve(self) -> None:
+        """Consume until stopped (or dead); reconnects after a lost connection, restarts if the spec says so."""
         _context.worker = self
         backoff = 0.2
         first = True
+        ctx = self.context
         try:
             while not self.stop_event.is_set():
                 conn = None
                 try:
-                    conn = self.run_.broker.connect(heartbeat=30)
+                    conn = ctx.connect()
                     channel = conn.channel()
-                    channel.basic_qos(prefetch_count=self.prefetch)
+                    channel.basic_qos(prefetch_count=ctx.prefetch)
                     self._deliveries.clear()
                     cancelled = threading.Event()  # RabbitMQ 4.3+ cancels a timed-out consumer (quorum queues)
                     channel.add_on_cancel_callback(lambda frame, flag=cancelled: flag.set())
-                    channel.basic_consume(queue=self.run_.queue, on_message_callback=self._on_message,
-                                          auto_ack=self.auto_ack, arguments=self.run_.consumer_arguments)
+                    tag = channel.basic_consume(queue=ctx.queue, on_message_callback=self._on_message,
+                                                auto_ack=ctx.auto_ack, arguments=ctx.arguments)
                     self._log.record(ev.READY if first else ev.RESTART, self.worker_id,
-                                     detail=f"prefetch={self.prefetch}")
+                                     detail=f"prefetch={ctx.prefetch}")
                     first, backoff = False, 0.2
                     self.ready.set()
-                    while not self.stop_event.is_set() and not cancelled.is_set():
-                        conn.process_data_events(time_limit=0.05)
+                    self._consume(conn, cancelled)
                     if cancelled.is_set():  # the broker cancelled us; consume again on a fresh connection
                         self._log.record(ev.TIMEOUT, self.worker_id, self._last_task(),
                                          detail="basic.cancel from the broker (consumer timeout or queue deleted)")
                         continue
-                    self._log.record(ev.STOP, self.worker_id)
+                    self._record_stop(self._leave(channel, tag))
                     return
                 except WorkerStopped:
-                    self._log.record(ev.STOP, self.worker_id, detail="stopped mid-task; not acked")
+                    self._record_stop("stopped mid-task; not acked")
                     return
                 except WorkerCrashed as exc:
                     self._log.record(ev.CRASH, self.worker_id, self._last_task(), detail=str(exc))
@@ -188,10 +219,20 @@ class WorkerThread(threading.Thread):
                     return
                 self.stop_event.wait(0.05)
             # stopped between connections (after a crash, before its restart; or while reconnecting)
-            self._log.record(ev.STOP, self.worker_id, detail="stopped while not connected")
+            self._record_stop("stopped while not connected")
         finally:
-            capture.unregister()
             _context.worker = None
+
+    def _consume(self, conn, cancelled: threading.Event) -> None:
+        while not self.stop_event.is_set() and not cancelled.is_set():
+            conn.process_data_events(time_limit=0.05)
+
+    def _leave(self, channel, consumer_tag: str) -> str:
+        """Called when the consume loop ended on a stop; returns the STOP event's detail."""
+        return ""
+
+    def _record_stop(self, detail: str) -> None:
+        self._log.record(ev.STOP, self.worker_id, detail=detail)
 
     def _last_task(self) -> int | None:
         if self._task_now is not None:
@@ -256,6 +297,23 @@ def _timeout_from_reply(text: str) -> float | None:
 def _close_quietly(conn) -> None:
     if conn is None:
         return
-    with contextlib.suppress(Exception):
+    try:
         if conn.is_open:
             conn.close()
+    except Exception:  # already closing or gone: the broker requeues its unacked messages either way
+        logger.debug("closing a worker connection failed", exc_info=True)
+
+
+class WorkerThread(Worker, threading.Thread):
+    """A ``Worker`` in a daemon thread of the notebook's process; its prints go to ``self.output``."""
+
+    def __init__(self, context: WorkerContext, worker_id: int, callback: Callback, spec: WorkerSpec) -> None:
+        threading.Thread.__init__(self, name=f"workqueue-lab worker {worker_id}", daemon=True)
+        Worker.__init__(self, context, worker_id, callback, spec, capture.WorkerOutput())
+
+    def run(self) -> None:
+        capture.register(self.output)
+        try:
+            self.serve()
+        finally:
+            capture.unregister()

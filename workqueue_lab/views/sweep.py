@@ -314,6 +314,7 @@ def _fill(broker: Broker, queue: str, n: int, durable: bool = True) -> None:
         props = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Transient)
         # BlockingChannel.basic_publish flushes the socket after every message; its
         # underlying channel only queues the frame, so the batch goes out in one flush.
+        # A pika internal on purpose: pika 1.x has no public batched publish on a BlockingChannel.
         publish = getattr(ch, "_impl", ch).basic_publish
         for i in range(1, n + 1):
             publish(exchange="", routing_key=queue, body=f"Task {i}", properties=props)
