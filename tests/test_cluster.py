@@ -1,0 +1,233 @@
+"""A private 3-node RabbitMQ cluster: it boots, replicates a quorum queue, survives the leader's node being
+killed mid-run with nothing lost, takes the node back, and leaves no process behind.
+
+Real nodes, booted once for the module in a temporary home (never a learner's cluster).  Under root they run
+as the unprivileged ``wqlab`` user.  The figures (boot, failover, rejoin) go to artifacts/cluster.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pika
+import pika.exceptions as pe
+import pytest
+
+from workqueue_lab import settings
+from workqueue_lab.broker.cluster import Cluster
+from workqueue_lab.broker.cluster.control import _pids
+from workqueue_lab.broker.node.ports import port_open
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+TASKS = 200
+FIGURES: dict[str, float | int] = {}
+
+
+def _figure(name: str, value: float | int) -> None:
+    FIGURES[name] = round(value, 2) if isinstance(value, float) else value
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "cluster.json").write_text(json.dumps(FIGURES, indent=2) + "\n")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    home = Path(tempfile.mkdtemp(prefix="wqlab-cluster-", dir="/tmp"))
+    home.chmod(0o755)  # the wqlab user (under root) must reach it
+    t0 = time.monotonic()
+    c = Cluster.start(3, base=home / "cluster", wait=240)
+    _figure("boot_s", time.monotonic() - t0)
+    pids = {pid for m in c.nodes for pid in _pids(m)}
+    try:
+        yield c
+    finally:
+        c.stop()
+        left = [p for p in pids if os.path.exists(f"/proc/{p}") and _state(p) != "Z"]
+        shutil.rmtree(home, ignore_errors=True)
+        assert left == [], f"cluster processes still running after stop(): {left}"
+
+
+def _state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0]
+    except OSError:
+        return "gone"
+
+
+def test_three_nodes_boot_as_one_cluster(cluster):
+    names = [m.name for m in cluster.nodes]
+    assert len(set(names)) == 3
+    assert cluster.members() == sorted(names)
+    ports = [p for m in cluster.nodes for p in (m.amqp_port, m.info.mgmt_port, m.info.dist_port)]
+    assert len(set(ports)) == 9, ports
+    uid = pwd.getpwnam("wqlab").pw_uid if os.geteuid() == 0 else os.geteuid()
+    for m in cluster.nodes:
+        assert m.pid is not None
+        assert os.stat(f"/proc/{m.pid}").st_uid == uid  # root drops to wqlab, a user runs it as themself
+    cookies = {(m.base / ".erlang.cookie").read_text() for m in cluster.nodes}
+    assert len(cookies) == 1
+    assert FIGURES["boot_s"] < 180
+
+
+def test_connection_parameters_prefer_each_node_in_turn(cluster):
+    for i in range(3):
+        params = cluster.connection_parameters(prefer=i)
+        assert [p.port for p in params] == [cluster.nodes[(i + k) % 3].amqp_port for k in range(3)]
+    broker = cluster.broker()
+    seen = []
+    for _ in range(3):
+        conn = broker.connect()
+        seen.append(conn._impl.params.port)  # which member pika chose: not on the public API
+        conn.close()
+    assert sorted(seen) == sorted(m.amqp_port for m in cluster.nodes)
+    assert cluster.can("kill_node") and not cluster.can("set_setting")
+    assert "each member" in cluster.why_not("set_setting")
+
+
+def _declare(cluster, queue):
+    conn = pika.BlockingConnection(cluster.connection_parameters())
+    try:
+        conn.channel().queue_declare(queue=queue, durable=True, arguments={"x-queue-type": "quorum"})
+    finally:
+        conn.close()
+
+
+def test_quorum_queue_is_replicated_on_three_nodes(cluster):
+    queue = settings.name("cluster_replicated")
+    _declare(cluster, queue)
+    names = sorted(m.name for m in cluster.nodes)
+    assert cluster.replicas(queue) == names
+    assert cluster.replicas(queue, online=True) == names
+    assert cluster.quorum_leader(queue) in names
+
+
+class Worker(threading.Thread):
+    """A plain pika worker: its own connection from the cluster's list (preferring node i), prefetch 10,
+    ack after the work; on a lost connection it connects again (pika moves on to a member that answers)."""
+
+    def __init__(self, i, cluster, queue, acks, stop):
+        super().__init__(name=f"cluster-worker-{i}", daemon=True)
+        self.i, self.cluster, self.queue, self.acks, self.stop = i, cluster, queue, acks, stop
+        self.reconnects = 0
+        self.error: BaseException | None = None
+
+    def run(self):
+        try:
+            while not self.stop.is_set():
+                try:
+                    self.consume()
+                except (pe.AMQPConnectionError, pe.AMQPChannelError, pe.ConnectionWrongStateError,
+                        pe.ChannelWrongStateError, pe.StreamLostError, ConnectionError):
+                    self.reconnects += 1
+                    time.sleep(0.2)
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+    def consume(self):
+        conn = pika.BlockingConnection(self.cluster.connection_parameters(prefer=self.i, heartbeat=5))
+        port = conn._impl.params.port  # the member pika connected to
+        try:
+            ch = conn.channel()
+            ch.basic_qos(prefetch_count=10)
+
+            def on_message(ch, method, props, body):
+                time.sleep(0.05)  # the work
+                ch.basic_ack(method.delivery_tag)
+                self.acks.append((time.monotonic(), int(body), port, self.i))
+
+            ch.basic_consume(self.queue, on_message)
+            while not self.stop.is_set():
+                conn.process_data_events(time_limit=0.1)
+        finally:
+            if conn.is_open:
+                try:
+                    conn.close()
+                except pe.AMQPError:
+                    pass
+
+
+def _wait(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_leader_killed_midrun_nothing_lost_and_node_rejoins(cluster):
+    queue = settings.name("cluster_tasks")
+    _declare(cluster, queue)
+    names = sorted(m.name for m in cluster.nodes)
+    leader = cluster.quorum_leader(queue)
+    victim = next(m for m in cluster.nodes if m.name == leader)
+
+    conn = pika.BlockingConnection(cluster.connection_parameters())
+    ch = conn.channel()
+    ch.confirm_delivery()  # basic_publish raises unless the queue's majority has the message
+    for n in range(TASKS):
+        ch.basic_publish("", queue, str(n).encode(), pika.BasicProperties(delivery_mode=2))
+    conn.close()
+
+    acks: list[tuple[float, int, int, int]] = []
+    stop = threading.Event()
+    workers = [Worker(i, cluster, queue, acks, stop) for i in range(3)]
+    for w in workers:
+        w.start()
+    try:
+        _wait(lambda: len(acks) >= 40, 60, "the first 40 acks")
+        killed_at = time.monotonic()
+        assert cluster.kill_node(victim)
+        assert victim.pid is None and _pids(victim) == []
+        _wait(lambda: len({task for _, task, _, _ in acks}) >= TASKS, 180, f"all {TASKS} tasks acked")
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(30)
+    assert [w.error for w in workers] == [None, None, None]
+    assert not any(w.is_alive() for w in workers)
+
+    done = [task for _, task, _, _ in acks]
+    assert set(done) == set(range(TASKS))  # none lost
+    duplicates = len(done) - TASKS
+    after = [t for t, _, port, _ in acks if t > killed_at and port != victim.amqp_port]
+    assert after, "no survivor served an ack after the kill"
+    _figure("tasks_acked", len(set(done)))
+    _figure("duplicates", duplicates)
+    _figure("kill_to_first_survivor_ack_s", min(after) - killed_at)
+    _figure("worker_reconnects", sum(w.reconnects for w in workers))
+
+    _wait(lambda: cluster.quorum_leader(queue) not in ("", leader), 60, "a new leader")
+    new_leader = cluster.quorum_leader(queue)
+    assert new_leader in names and new_leader != leader
+    assert cluster.members() == sorted(n for n in names if n != leader)
+    assert cluster.replicas(queue, online=True) == sorted(n for n in names if n != leader)
+
+    t0 = time.monotonic()
+    cluster.start_node(victim, wait=180)
+    _wait(lambda: cluster.members() == names, 60, "the node to rejoin")
+    _figure("rejoin_s", time.monotonic() - t0)
+    assert cluster.replicas(queue) == names
+    _wait(lambda: cluster.replicas(queue, online=True) == names, 60, "its replica back online")
+
+    conn = pika.BlockingConnection(cluster.connection_parameters())
+    try:
+        left = conn.channel().queue_declare(queue=queue, passive=True).method.message_count
+    finally:
+        conn.close()
+    assert left == 0
+
+
+def test_stop_leaves_no_process_and_no_listener(cluster):
+    pids = {pid for m in cluster.nodes for pid in _pids(m)}
+    assert len(pids) >= 3
+    cluster.stop()
+    assert [p for p in pids if _state(p) not in ("gone", "Z")] == []
+    assert all(_pids(m) == [] for m in cluster.nodes)
+    assert not any(port_open(m.amqp_port) for m in cluster.nodes)
+    assert cluster.running() == []
