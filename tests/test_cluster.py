@@ -22,7 +22,6 @@ import pytest
 
 from workqueue_lab import settings
 from workqueue_lab.broker.cluster import Cluster
-from workqueue_lab.broker.cluster.control import _pids
 from workqueue_lab.broker.node.ports import port_open
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -43,14 +42,17 @@ def cluster():
     t0 = time.monotonic()
     c = Cluster.start(3, base=home / "cluster", wait=240)
     _figure("boot_s", time.monotonic() - t0)
-    pids = {pid for m in c.nodes for pid in _pids(m)}
+    pids = {pid for m in c.nodes for pid in m.pids}
     try:
         yield c
     finally:
+        pids |= {pid for m in c.nodes for pid in m.pids}  # a member restarted by a test has new ones
         c.stop()
-        left = [p for p in pids if os.path.exists(f"/proc/{p}") and _state(p) != "Z"]
+        left = [p for p in pids if _state(p) not in ("gone", "Z")]
+        running = [m.name for m in c.nodes if m.pids] + [m.name for m in c.running()]
         shutil.rmtree(home, ignore_errors=True)
         assert left == [], f"cluster processes still running after stop(): {left}"
+        assert running == [], f"cluster nodes still running after stop(): {running}"
 
 
 def _state(pid: int) -> str:
@@ -106,6 +108,8 @@ def test_quorum_queue_is_replicated_on_three_nodes(cluster):
     assert cluster.replicas(queue) == names
     assert cluster.replicas(queue, online=True) == names
     assert cluster.quorum_leader(queue) in names
+    stats = cluster.broker().queue_stats(queue)  # the lab's handle asks a member with rabbitmqctl
+    assert (stats.ready, stats.unacked, stats.consumers) == (0, 0, 0)
 
 
 class Worker(threading.Thread):
@@ -183,7 +187,7 @@ def test_leader_killed_midrun_nothing_lost_and_node_rejoins(cluster):
         _wait(lambda: len(acks) >= 40, 60, "the first 40 acks")
         killed_at = time.monotonic()
         assert cluster.kill_node(victim)
-        assert victim.pid is None and _pids(victim) == []
+        assert victim.pid is None and victim.pids == []
         _wait(lambda: len({task for _, task, _, _ in acks}) >= TASKS, 180, f"all {TASKS} tasks acked")
     finally:
         stop.set()
@@ -200,9 +204,16 @@ def test_leader_killed_midrun_nothing_lost_and_node_rejoins(cluster):
     _figure("tasks_acked", len(set(done)))
     _figure("duplicates", duplicates)
     _figure("kill_to_first_survivor_ack_s", min(after) - killed_at)
+    # The worker that was on the killed node: when it acked again, from a survivor.
+    moved = {i for t, _, port, i in acks if t <= killed_at and port == victim.amqp_port}
+    assert moved, "no worker was on the killed node"
+    back = [t for t, _, port, i in acks if i in moved and t > killed_at and port != victim.amqp_port]
+    assert back, "the killed node's worker never acked again from a survivor"
+    _figure("kill_to_moved_worker_ack_s", min(back) - killed_at)
     _figure("worker_reconnects", sum(w.reconnects for w in workers))
 
     _wait(lambda: cluster.quorum_leader(queue) not in ("", leader), 60, "a new leader")
+    _figure("kill_to_new_leader_seen_s", time.monotonic() - killed_at)
     new_leader = cluster.quorum_leader(queue)
     assert new_leader in names and new_leader != leader
     assert cluster.members() == sorted(n for n in names if n != leader)
@@ -224,10 +235,10 @@ def test_leader_killed_midrun_nothing_lost_and_node_rejoins(cluster):
 
 
 def test_stop_leaves_no_process_and_no_listener(cluster):
-    pids = {pid for m in cluster.nodes for pid in _pids(m)}
+    pids = {pid for m in cluster.nodes for pid in m.pids}
     assert len(pids) >= 3
     cluster.stop()
     assert [p for p in pids if _state(p) not in ("gone", "Z")] == []
-    assert all(_pids(m) == [] for m in cluster.nodes)
+    assert all(m.pids == [] for m in cluster.nodes)
     assert not any(port_open(m.amqp_port) for m in cluster.nodes)
     assert cluster.running() == []

@@ -20,9 +20,10 @@ from ..node.files import read_state as read_node_state
 from ..node.files import write_state as write_node_state
 from ..node.lifecycle import launch
 from ..node.ports import amqp_answers, wait_ports_free
-from ..node.procs import kill_leftovers, node_pids
+from ..node.procs import kill_leftovers
 from ..node.users import Target
 from . import layout
+from .handle import ClusterBroker
 from .layout import Member
 
 log = logging.getLogger(__name__)
@@ -73,13 +74,13 @@ class Cluster:
         with NodeLock(ct):
             if t.drop:
                 check_reachable(ct)
-            saved = layout.read_state(root)
+            saved = layout.read_cluster_state(root)
             if saved and int(saved.get("n", 0)) != n:
                 cls._discard(root, saved, t)
                 saved = None
             members = layout.plan(root, n, saved)
             cluster = cls(root, members, t, layout.state_of(members, t, memory_mb, management, script))
-            down = [m for m in members if not cluster._up(m) and not _pids(m)]
+            down = [m for m in members if not cluster._up(m) and not m.pids]
             for m in down:
                 layout.repick_if_taken(m, members)
             cluster._save()
@@ -101,7 +102,7 @@ class Cluster:
     def _save(self) -> None:
         st = self._state
         self._state = layout.state_of(self.nodes, self._t, st["memory_mb"], st["management"], self._script)
-        layout.write_state(self.base, self._state)
+        layout.write_cluster_state(self.base, self._state)
 
     def _launch(self, m: Member) -> None:
         mt = layout.member_target(self._t, m.base)
@@ -122,7 +123,7 @@ class Cluster:
             for m in list(pending):
                 if self._up(m):
                     pending.remove(m)
-                elif not _pids(m) and not self._up(m):
+                elif not m.pids and not self._up(m):
                     raise BrokerUnavailable(f"Cluster node {m.name} exited while booting; read {boot_log(m.base)} "
                                             f"and {m.base / 'log'} for the reason.")
             if pending and time.monotonic() >= deadline:
@@ -160,7 +161,7 @@ class Cluster:
     def start_node(self, node: int | str | Member, wait: float = 120.0) -> Member:
         """Boot a stopped member again: same name and data, so it rejoins the cluster by itself."""
         m = self._member(node)
-        if not self._up(m) and not _pids(m):
+        if not self._up(m) and not m.pids:
             with NodeLock(layout.member_target(self._t, self.base)):
                 if not wait_ports_free([m.amqp_port, m.info.mgmt_port, m.info.dist_port], 10.0):
                     layout.repick_if_taken(m, self.nodes)
@@ -174,7 +175,7 @@ class Cluster:
         """Signal each member's VM by PID, wait until none of its processes is left; how many were running."""
         ended = 0
         for m in members:
-            pids = _pids(m)
+            pids = m.pids
             vm = m.pid
             # The VM if it wrote its pid file; else it is still booting: every process of its group.
             for pid in [vm] if vm in pids else pids:
@@ -182,10 +183,10 @@ class Cluster:
                     os.kill(pid, sig)
             ended += bool(pids)
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and any(_pids(m) for m in members):
+        while time.monotonic() < deadline and any(m.pids for m in members):
             time.sleep(0.2)
         for m in members:
-            kill_leftovers(m.base, _pgid(m))
+            kill_leftovers(m.base, (read_node_state(m.base) or {}).get("pgid"))
         return ended
 
     # --- the whole cluster ------------------------------------------------------------------------
@@ -271,7 +272,15 @@ class Cluster:
     # --- connecting ----------------------------------------------------------------------------------
     @property
     def urls(self) -> list[str]:
+        """AMQP URLs of the members, in order."""
         return [m.url for m in self.nodes]
+
+    @property
+    def mgmt_url(self) -> str | None:
+        """The first member's management URL (with guest credentials), or None when the plugin is off."""
+        if not self._state.get("management"):
+            return None
+        return self.nodes[0].info.mgmt_url.replace("http://", "http://guest:guest@")
 
     def connection_parameters(self, prefer: int = 0, **overrides):
         """One ``pika.URLParameters`` per member, starting at member ``prefer`` (mod n): pika tries them in order.
@@ -294,10 +303,8 @@ class Cluster:
             params.append(p)
         return params
 
-    def broker(self):
+    def broker(self) -> ClusterBroker:
         """A ``Broker`` handle whose ``connect()`` uses every member, each new connection preferring the next one."""
-        from .handle import ClusterBroker
-
         return ClusterBroker(self)
 
     # --- context manager --------------------------------------------------------------------------------
@@ -309,15 +316,6 @@ class Cluster:
 
     def __repr__(self) -> str:
         return f"Cluster({len(self.nodes)} nodes at {self.base}: {', '.join(m.name for m in self.nodes)})"
-
-
-def _pgid(m: Member) -> int | None:
-    return (read_node_state(m.base) or {}).get("pgid")
-
-
-def _pids(m: Member) -> list[int]:
-    """Live processes of one member: its launch group (the server script while it boots) and its Erlang VM."""
-    return node_pids(m.base, _pgid(m))
 
 
 def stop_all() -> int:

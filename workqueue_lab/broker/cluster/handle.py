@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
 import threading
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..handle import Broker
 
-if TYPE_CHECKING:
-    import subprocess
 
-    from .control import Cluster
+class Members(Protocol):
+    """What the handle needs of a ``Cluster`` (a narrow interface: the cluster imports this module, not back)."""
+
+    nodes: list
+    mgmt_url: str | None
+
+    def connection_parameters(self, prefer: int = 0, **overrides) -> list: ...
+
+    def ctl(self, node: object, *args: str, timeout: float = 30) -> subprocess.CompletedProcess: ...
+
+    def running(self) -> list: ...
+
+    def restart(self, wait: float = 180.0) -> object: ...
+
+    def stop(self) -> None: ...
 
 
 class ClusterBroker(Broker):
@@ -19,11 +32,8 @@ class ClusterBroker(Broker):
     ``BlockingConnection`` takes a list) tries them in order; each call starts at the next member, so the
     workers of a run spread over the nodes and move to a survivor when theirs dies."""
 
-    def __init__(self, cluster: Cluster) -> None:
-        first = cluster.nodes[0]
-        mgmt = (first.info.mgmt_url.replace("http://", "http://guest:guest@")
-                if cluster._state.get("management") else None)
-        super().__init__(first.url, "cluster", mgmt, cluster)
+    def __init__(self, cluster: Members) -> None:
+        super().__init__(cluster.nodes[0].url, "cluster", cluster.mgmt_url, cluster)
         self.cluster = cluster
         self._next = itertools.count()
         self._lock = threading.Lock()

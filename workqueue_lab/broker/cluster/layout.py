@@ -10,8 +10,9 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..node.files import NodeInfo, config_text, pid_file, prepare_files
+from ..node.files import NodeInfo, config_text, pid_file, prepare_files, read_state
 from ..node.ports import LOOPBACK, pick_ports, port_free
+from ..node.procs import node_pids
 from ..node.users import Target
 
 # Busy-waiting schedulers burn CPU that the other members on the same cores need
@@ -57,6 +58,12 @@ class Member:
             return None
         return value
 
+    @property
+    def pids(self) -> list[int]:
+        """OS pids of this member's live processes: its launch group (the server script while it boots) and
+        its Erlang VM."""
+        return node_pids(self.base, (read_state(self.base) or {}).get("pgid"))
+
     def __repr__(self) -> str:
         return f"Member({self.index}: {self.name} amqp={self.amqp_port} pid={self.pid})"
 
@@ -78,14 +85,14 @@ def state_path(base: Path) -> Path:
     return base / "cluster.json"
 
 
-def read_state(base: Path) -> dict | None:
+def read_cluster_state(base: Path) -> dict | None:
     try:
         return json.loads(state_path(base).read_text())
     except (OSError, ValueError):
         return None
 
 
-def write_state(base: Path, state: dict) -> None:
+def write_cluster_state(base: Path, state: dict) -> None:
     path = state_path(base)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=2) + "\n")
