@@ -234,6 +234,46 @@ def test_leader_killed_midrun_nothing_lost_and_node_rejoins(cluster):
     assert left == 0
 
 
+def test_the_labs_run_works_through_the_cluster_handle(cluster):
+    import workqueue_lab as lab
+    from workqueue_lab.lessons.callbacks import lesson_callback
+
+    broker = cluster.broker()
+    result = lab.run(lesson_callback, ["a.", "b..", "c."], workers=3, broker=broker, progress=False, timeout=60)
+    try:
+        assert not result.timed_out
+        assert sorted(e.task for e in result.of_kind("ack")) == sorted(result.published) == [1, 2, 3]
+        assert len({e.worker for e in result.of_kind("ack")}) == 3  # one task each: round-robin
+    finally:
+        broker.reset()
+    assert lab.live_threads() == 0
+
+
+def test_stop_one_node_gracefully_then_restart_the_cluster_keeps_messages(cluster):
+    queue = settings.name("cluster_durable")
+    _declare(cluster, queue)
+    names = sorted(m.name for m in cluster.nodes)
+    conn = pika.BlockingConnection(cluster.connection_parameters())
+    ch = conn.channel()
+    ch.confirm_delivery()
+    for n in range(5):
+        ch.basic_publish("", queue, str(n).encode(), pika.BasicProperties(delivery_mode=2))
+    conn.close()
+
+    assert cluster.stop_node(2)
+    assert cluster.nodes[2].pids == [] and cluster.members() == names[:2]
+    t0 = time.monotonic()
+    cluster.restart()  # every member down, then all booted in parallel: they wait for each other
+    _figure("restart_s", time.monotonic() - t0)
+    assert cluster.members() == names
+    _wait(lambda: cluster.replicas(queue, online=True) == names, 60, "every replica online")
+    conn = pika.BlockingConnection(cluster.connection_parameters())
+    try:
+        assert conn.channel().queue_declare(queue=queue, passive=True).method.message_count == 5
+    finally:
+        conn.close()
+
+
 def test_stop_leaves_no_process_and_no_listener(cluster):
     pids = {pid for m in cluster.nodes for pid in m.pids}
     assert len(pids) >= 3
