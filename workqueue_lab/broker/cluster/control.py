@@ -76,7 +76,7 @@ class Cluster:
                 check_reachable(ct)
             saved = layout.read_cluster_state(root)
             if saved and int(saved.get("n", 0)) != n:
-                cls._discard(root, saved, t)
+                cls._discard(root, saved)
                 saved = None
             members = layout.plan(root, n, saved)
             cluster = cls(root, members, t, layout.state_of(members, t, memory_mb, management, script))
@@ -92,7 +92,7 @@ class Cluster:
         return cluster
 
     @staticmethod
-    def _discard(root: Path, saved: dict, t: Target) -> None:
+    def _discard(root: Path, saved: dict) -> None:
         """Another size was asked for: end the old members and delete their data."""
         for i in range(int(saved.get("n", 0))):
             base = root / f"c{i + 1}"
@@ -107,7 +107,7 @@ class Cluster:
     def _launch(self, m: Member) -> None:
         mt = layout.member_target(self._t, m.base)
         layout.prepare_member(m, self.nodes, self._t, self._state["memory_mb"], self._state["management"])
-        pgid = launch(self._script, m.info, mt, env=layout.member_env(m))
+        pgid = launch(self._script, m.info, mt)
         write_node_state(m.base, {"nodename": m.name, "amqp_port": m.amqp_port, "mgmt_port": m.info.mgmt_port,
                                   "dist_port": m.info.dist_port, "user": self._t.user, "pgid": pgid,
                                   "started_at": time.time()}, mt)

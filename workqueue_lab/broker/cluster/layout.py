@@ -11,13 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..node.files import NodeInfo, config_text, pid_file, prepare_files, read_state
-from ..node.ports import LOOPBACK, pick_ports, port_free
+from ..node.ports import pick_ports, port_free
 from ..node.procs import node_pids
 from ..node.users import Target
-
-# Busy-waiting schedulers burn CPU that the other members on the same cores need
-# (three Erlang VMs on 2 cores): let idle schedulers sleep.
-ERL_ARGS = "+sbwt none +sbwtdcpu none +sbwtdio none"
 
 # Clusters search their ports from here, away from the single nodes' 5673/15673/25673 upward,
 # so a cluster booting beside single nodes (tests, other kernels) rarely races one for a port.
@@ -183,13 +179,3 @@ def shared_cookie(base: Path) -> str:
         with os.fdopen(fd, "w") as f:
             f.write("".join(secrets.choice(string.ascii_uppercase) for _ in range(20)))
     return path.read_text()
-
-
-def member_env(member: Member) -> dict[str, str]:
-    """Extra environment for a member's server (on top of the single node's)."""
-    from ..node.files import LOOPBACK_DIST
-
-    return {"RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": f"{LOOPBACK_DIST} {ERL_ARGS}"}
-
-
-__all__ = ["LOOPBACK", "Member"]

@@ -150,8 +150,8 @@ def start_as(t: Target, wait: float, memory_mb: int, keep_ports: bool) -> NodeIn
     return wait_until_ready(wait, info)
 
 
-def launch(script: Path, info: NodeInfo, t: Target, env: dict[str, str] | None = None) -> int:
-    """Boot the server detached from the kernel; return its process group id.  ``env``: extra variables."""
+def launch(script: Path, info: NodeInfo, t: Target) -> int:
+    """Boot the server detached from the kernel; return its process group id."""
     import subprocess
 
     log_path = boot_log(info.base)
@@ -169,7 +169,7 @@ def launch(script: Path, info: NodeInfo, t: Target, env: dict[str, str] | None =
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=info.base,
-            env={**node_env(info, t), **(env or {})},
+            env=node_env(info, t),
             start_new_session=True,
             close_fds=True,
             **drop_kwargs(t),
