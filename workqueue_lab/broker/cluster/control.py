@@ -63,6 +63,8 @@ class Cluster:
 
         ``base`` defaults to ``cluster/`` beside the single private node's directory.  A cluster of another
         size at the same base is stopped and its data deleted first: the cluster is the lab's scratch space.
+        ``memory_mb`` (per node) and ``management`` (the plugin, off: it slows restarts) apply when a member
+        boots, not to one already running.
         """
         if n < 1:
             raise LabError(f"n={n} nodes cannot form a cluster; use n=3 (the default) or more.")
