@@ -11,6 +11,8 @@ import json
 import os
 import pwd
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -272,6 +274,36 @@ def test_stop_one_node_gracefully_then_restart_the_cluster_keeps_messages(cluste
         assert conn.channel().queue_declare(queue=queue, passive=True).method.message_count == 5
     finally:
         conn.close()
+
+
+def _python(code: str) -> str:
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_another_process_reuses_the_cluster_and_leaves_it_running(cluster):
+    before = [m.pid for m in cluster.nodes]
+    out = _python("from workqueue_lab.broker.cluster import Cluster\n"
+                  f"c = Cluster.start(3, base={str(cluster.base)!r}, wait=30)\n"
+                  "print([m.pid for m in c.nodes])")
+    assert out.strip() == str(before)  # nothing booted: the running members were found
+    assert [m.pid for m in cluster.nodes] == before  # and its exit stopped nothing: not its cluster
+    assert len(cluster.members()) == 3
+
+
+def test_a_cluster_started_by_a_process_is_stopped_when_it_exits():
+    home = Path(tempfile.mkdtemp(prefix="wqlab-cluster-exit-", dir="/tmp"))
+    home.chmod(0o755)
+    try:
+        out = _python("from workqueue_lab.broker.cluster import Cluster\n"
+                      f"c = Cluster.start(1, base={str(home / 'cluster')!r}, wait=180)\n"
+                      "print(c.nodes[0].pids)")  # and exit without stop(): atexit stops it
+        pids = json.loads(out)
+        assert pids
+        assert [p for p in pids if _state(p) not in ("gone", "Z")] == []
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_stop_leaves_no_process_and_no_listener(cluster):

@@ -39,7 +39,7 @@ ACTIONS = {
     "set_setting": "A setting is per node in a cluster; set it on each member with cluster.ctl(i, 'eval', ...).",
 }
 
-_live: dict[Path, Cluster] = {}  # clusters this process started or attached to: stopped at exit
+_live: dict[Path, Cluster] = {}  # clusters this process started: stopped at exit
 
 
 class Cluster:
@@ -88,7 +88,8 @@ class Cluster:
             cluster._save()
             for m in down:  # all at once: peer discovery lets blank members boot in parallel
                 cluster._launch(m)
-        _live[root] = cluster
+        if down:  # this process booted it: stop it at exit (a cluster merely reused is its starter's)
+            _live[root] = cluster
         if wait > 0:
             cluster.wait_until_ready(wait)
         return cluster
