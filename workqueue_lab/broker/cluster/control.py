@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ...errors import BrokerUnavailable, LabError
 from ..node import users
@@ -25,6 +26,9 @@ from ..node.users import Target
 from . import layout
 from .handle import ClusterBroker
 from .layout import Member
+
+if TYPE_CHECKING:  # pika is imported when parameters are made: importing the lab stays light
+    import pika
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +220,7 @@ class Cluster:
         return [m for m in self.nodes if self._up(m)]
 
     def can(self, action: str) -> bool:
+        """Whether the lab can do ``action`` (stats, restart, stop, kill, stop_node, kill_node, start_node)."""
         return action in ACTIONS and ACTIONS[action] is None
 
     def why_not(self, action: str) -> str | None:
@@ -253,8 +258,7 @@ class Cluster:
     def members(self) -> list[str]:
         """Names of the running members, as RabbitMQ's ``cluster_status`` reports them."""
         data = self._json(None, "cluster_status")
-        assert isinstance(data, dict)
-        return sorted(data.get("running_nodes", []))
+        return sorted(data.get("running_nodes", [])) if isinstance(data, dict) else []
 
     def _queue(self, queue: str) -> dict:
         rows = self._json(None, "list_queues", "name", "type", "leader", "members", "online")
@@ -285,7 +289,7 @@ class Cluster:
             return None
         return self.nodes[0].info.mgmt_url.replace("http://", "http://guest:guest@")
 
-    def connection_parameters(self, prefer: int = 0, **overrides):
+    def connection_parameters(self, prefer: int = 0, **overrides) -> list[pika.URLParameters]:
         """One ``pika.URLParameters`` per member, starting at member ``prefer`` (mod n): pika tries them in order.
 
         ``pika.BlockingConnection(cluster.connection_parameters(i))`` connects worker i to node i and
