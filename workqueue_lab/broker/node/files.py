@@ -105,12 +105,13 @@ def info_from_state(state: dict, base: Path) -> NodeInfo:
     return NodeInfo(state["nodename"], *ports, base)
 
 
-def config_text(info: NodeInfo, memory_mb: int) -> str:
+def config_text(info: NodeInfo, memory_mb: int, management: bool = True) -> str:
+    # Without the management plugin its keys are unknown to the config schema: the node refuses to boot.
+    mgmt = f"management.tcp.ip = {LOOPBACK}\nmanagement.tcp.port = {info.mgmt_port}\n" if management else ""
     return (
         "# Written by workqueue_lab.private_node at every start; edits are overwritten.\n"
         f"listeners.tcp.1 = {LOOPBACK}:{info.amqp_port}\n"
-        f"management.tcp.ip = {LOOPBACK}\n"
-        f"management.tcp.port = {info.mgmt_port}\n"
+        f"{mgmt}"
         "# Absolute, because a container (Binder) sees the whole host's RAM.\n"
         f"vm_memory_high_watermark.absolute = {memory_mb}MiB\n"
         "disk_free_limit.absolute = 50MB\n"

@@ -20,8 +20,11 @@ PORT_TRIES = 200
 LOOPBACK = "127.0.0.1"
 
 
-def amqp_answers(info: NodeInfo, timeout: float = 1.0) -> bool:
-    """True if info.amqp_port speaks AMQP 0-9-1 *and* is this node (not a stranger on the port)."""
+def amqp_answers(info: NodeInfo, timeout: float = 1.0, expect: str | None = None) -> bool:
+    """True if info.amqp_port speaks AMQP 0-9-1 *and* is this node (not a stranger on the port).
+
+    ``expect``: the text the server properties must contain (default: the node's own id); a
+    cluster member reports the cluster's name instead, which is the same on every member."""
     import socket
 
     try:
@@ -40,7 +43,7 @@ def amqp_answers(info: NodeInfo, timeout: float = 1.0) -> bool:
     # server properties include cluster_name, which defaults to "<node id>@<host>".
     if len(data) < 11 or data[0] != 1 or data[7:11] != b"\x00\x0a\x00\x0a":
         return False
-    return (info.nodename.split("@")[0] + "@").encode() in data
+    return (expect or info.nodename.split("@")[0] + "@").encode() in data
 
 
 def port_open(port: int, timeout: float = 0.5) -> bool:
@@ -68,11 +71,14 @@ def port_free(port: int) -> bool:
     return True
 
 
-def pick_ports() -> tuple[int, int, int]:
+def pick_ports(exclude: tuple[int, ...] | list[int] = (),
+               start: tuple[int, int, int] = (AMQP_PORT, MGMT_PORT, DIST_PORT)) -> tuple[int, int, int]:
+    """Free AMQP, management and distribution ports, searched upward from ``start``, none of them in
+    ``exclude`` (another cluster member's)."""
     chosen: list[int] = []
-    for first in (AMQP_PORT, MGMT_PORT, DIST_PORT):
+    for first in start:
         for port in range(first, first + PORT_TRIES):
-            if port not in chosen and port_free(port):
+            if port not in chosen and port not in exclude and port_free(port):
                 chosen.append(port)
                 break
         else:
