@@ -21,6 +21,15 @@ def test_lesson_tasks_go_round_robin_over_two_workers(clean):
         assert result.lost == [] and result.duplicates == 0
 
 
+def test_ready_says_which_broker_address_each_worker_reached(clean, broker):
+    import pika
+
+    result = lab.run(lab.lesson_callback, workers=2, progress=False)
+    params = pika.URLParameters(broker.url)
+    ready = [ev.detail_fields(e.detail) for e in result.of_kind(ev.READY)]
+    assert ready == [{"prefetch": "1", "via": f"{params.host}:{params.port}"}] * 2
+
+
 def test_worker_output_is_kept_per_worker_not_printed(clean, capfd):
     result = lab.run(lab.lesson_callback, workers=2, progress=False)
     out, err = capfd.readouterr()

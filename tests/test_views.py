@@ -119,6 +119,16 @@ def test_timeline_has_one_lane_per_worker_and_one_bar_per_attempt():
     assert ax.get_title(loc="left") == "4 tasks on 2 workers  ·  all done after 3.4 s"
 
 
+def test_timeline_lane_labels_and_moments():
+    fig = timeline.plot_timeline(crash_and_redelivery(), lane_labels={2: "worker 2 @ c2 → c3"},
+                                 moments={"c2 killed": 0.9})
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["worker 1", "worker 2 @ c2 → c3"]
+    (line,) = [ln for ln in ax.get_lines() if ln.get_gid() == "moment"]
+    assert line.get_xdata()[0] == pytest.approx(0.9 - 0.102)  # in seconds since the first publish
+    assert "c2 killed" in {t.get_text() for t in ax.texts}
+
+
 def test_timeline_x_axis_starts_at_the_first_publish():
     fig = timeline.plot_timeline(crash_and_redelivery())
     (ax,) = fig.axes

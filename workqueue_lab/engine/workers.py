@@ -186,7 +186,7 @@ class Worker:
                     tag = channel.basic_consume(queue=ctx.queue, on_message_callback=self._on_message,
                                                 auto_ack=ctx.auto_ack, arguments=ctx.arguments)
                     self._log.record(ev.READY if first else ev.RESTART, self.worker_id,
-                                     detail=f"prefetch={ctx.prefetch}")
+                                     detail=f"prefetch={ctx.prefetch} via={_address(conn)}")
                     first, backoff = False, 0.2
                     self.ready.set()
                     self._consume(conn, cancelled)
@@ -292,6 +292,12 @@ def _timeout_from_reply(text: str) -> float | None:
 
     m = re.search(r"Timeout value used:\s*(\d+)", text)
     return int(m.group(1)) / 1000.0 if m else 0.0
+
+
+def _address(conn) -> str:
+    """host:port of the broker node a connection reached (a cluster's list: the member pika chose)."""
+    params = getattr(getattr(conn, "_impl", None), "params", None)  # pika keeps the parameters it used there
+    return f"{params.host}:{params.port}" if params is not None else "?"
 
 
 def _close_quietly(conn) -> None:

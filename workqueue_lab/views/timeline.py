@@ -34,7 +34,7 @@ Marks on the timeline (the legend lists only those present)
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from ..record import events as ev
 
@@ -153,8 +153,12 @@ def _status(evs: Sequence[ev.Event], atts: Sequence[ev.Attempt], t0: float) -> s
 
 
 def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_axis: bool = True,
-                   own_figure: bool = False, key: str | None = None) -> float:
+                   own_figure: bool = False, key: str | None = None,
+                   lane_labels: Mapping[int, str] | None = None, moments: Mapping[str, float] | None = None) -> float:
     """Draw one run into ``ax``; return the span of the x axis (seconds).
+
+    ``lane_labels``: worker -> the label of its lane (default "worker N"); ``moments``: label -> a time in
+    the log's clock (``Event.t``), each drawn as a labelled vertical line (e.g. when a node was killed).
 
     ``title=None`` makes one up ("4 tasks on 2 workers · all done after 3.4 s");
     with ``key`` it reads "<key> · all done after 3.4 s".
@@ -169,7 +173,7 @@ def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_ax
     workers = _workers(evs)
     arrivals = _arrival_lanes(evs)
     t0 = _origin(evs)
-    t_end = max((e.t for e in evs), default=t0)
+    t_end = max([e.t for e in evs] + list((moments or {}).values()), default=t0)
     span = max(t_end - t0, 1e-3)
 
     if title is None:
@@ -182,7 +186,8 @@ def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_ax
         title = f"{head}  ·  {status}" if status else head
 
     lanes = {w: i for i, w in enumerate(workers)}
-    labels = [f"worker {w}" for w in workers] + [lane[1] for lane in arrivals]
+    names = lane_labels or {}
+    labels = [names.get(w, f"worker {w}") for w in workers] + [lane[1] for lane in arrivals]
     n_lanes = max(len(labels), 1)
 
     _style_axes(ax)
@@ -289,6 +294,11 @@ def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_ax
         pts = [(e.t - t0, lanes[e.worker]) for e in evs if e.kind == kind and e.worker in lanes]
         marks([p[0] for p in pts], [p[1] for p in pts], gid, label, **style)
 
+    for label, t in (moments or {}).items():
+        ax.axvline(t - t0, color=_CRASH, linestyle="--", linewidth=1.2, zorder=3, gid="moment")
+        ax.annotate(label, (t - t0, 0), xycoords=("data", "axes fraction"), xytext=(3, 3), textcoords="offset points",
+                    fontsize=9, color=_CRASH, ha="left", va="bottom")
+
     for i, (kind, _, legend, marker, gid) in enumerate(arrivals):
         _draw_arrivals(ax, evs, kind, len(workers) + i, t0, t_end, legend, marker, gid, max_label_tasks, handles)
 
@@ -378,11 +388,14 @@ def _height(n_lanes: int) -> float:
     return min(max(1.3 + _LANE_IN * n_lanes, 2.2), 9.0)
 
 
-def plot_timeline(events: Iterable[ev.Event], ax=None, title: str | None = None, max_label_tasks: int = 40):
+def plot_timeline(events: Iterable[ev.Event], ax=None, title: str | None = None, max_label_tasks: int = 40,
+                  lane_labels: Mapping[int, str] | None = None, moments: Mapping[str, float] | None = None):
     """One lane per worker, one bar per attempt at a task; returns the Figure.
 
     ``events`` is an EventLog or any list of events.  Pass ``ax`` to draw into an
     existing matplotlib Axes (its figure is returned); ``title=""`` for none.
+    ``lane_labels`` renames lanes (worker -> label, e.g. ``{1: "worker 1 @ c1"}``); ``moments`` marks
+    times of the log's clock with a labelled vertical line (``{"c2 killed": t}``).
     """
     evs = list(events)
     own = ax is None
@@ -390,7 +403,7 @@ def plot_timeline(events: Iterable[ev.Event], ax=None, title: str | None = None,
         n_lanes = len(_workers(evs)) + len(_arrival_lanes(evs))
         fig = _new_figure(_WIDTH_IN, _height(n_lanes))
         ax = fig.add_subplot()
-    _draw_timeline(ax, evs, title, max_label_tasks, own_figure=own)
+    _draw_timeline(ax, evs, title, max_label_tasks, own_figure=own, lane_labels=lane_labels, moments=moments)
     return ax.figure
 
 

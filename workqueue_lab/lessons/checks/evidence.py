@@ -23,7 +23,7 @@ def workers_in(events: Sequence[ev.Event]) -> list[int]:
 
 def prefetch_of(events: Sequence[ev.Event]) -> int | None:
     """The prefetch count the workers passed to basic_qos (their READY events say it), if one."""
-    values = {e.detail.removeprefix("prefetch=") for e in events if e.kind == ev.READY}
+    values = {ev.detail_fields(e.detail).get("prefetch", "") for e in events if e.kind == ev.READY}
     if len(values) == 1 and (value := values.pop()).isdigit():
         return int(value)
     return None

@@ -1,0 +1,59 @@
+"""Notebook 08's self-check on hand-made outcomes: the right prediction, and the typical mistakes with their hints."""
+
+from __future__ import annotations
+
+from workqueue_lab.lessons.checks import nb08
+
+# What RabbitMQ does (the notebook asserts it on the cluster): nothing while the node is down,
+# the persistent (odd) tasks once it is back.
+OUTAGE = nb08.Outage(nb08.CLASSIC_TASKS, frozenset(), frozenset({1, 3, 5}))
+
+
+def test_the_right_prediction_passes():
+    check = nb08.prediction(set(), {1, 3, 5}, OUTAGE)
+    assert check and check.hint == ""
+    assert check.got == "while down: set(), after return: {1, 3, 5}" == check.expected
+
+
+def test_a_list_is_as_good_as_a_set():
+    assert nb08.prediction([], [5, 3, 1], OUTAGE)
+
+
+def test_thinking_a_survivor_serves_the_classic_queue_is_explained():
+    check = nb08.prediction({1, 2, 3, 4, 5, 6}, {1, 3, 5}, OUTAGE)
+    assert not check
+    assert "lives on one node" in check.hint and "quorum queue" in check.hint
+    assert "transient" not in check.hint
+
+
+def test_expecting_transient_tasks_back_is_explained():
+    check = nb08.prediction(set(), {1, 2, 3, 4, 5, 6}, OUTAGE)
+    assert not check
+    assert check.hint.startswith("Tasks {2, 4, 6} were transient (delivery_mode=1)")
+
+
+def test_expecting_everything_lost_is_explained():
+    check = nb08.prediction(set(), set(), OUTAGE)
+    assert not check
+    assert check.hint.startswith("Tasks {1, 3, 5} were persistent (delivery_mode=2)")
+    assert "on disk" in check.hint
+
+
+def test_two_mistakes_get_both_hints():
+    check = nb08.prediction({2}, {2, 4}, OUTAGE)
+    assert "lives on one node" in check.hint
+    assert "Tasks {2, 4} were transient" in check.hint and "Tasks {1, 3, 5} were persistent" in check.hint
+
+
+def test_the_stub_and_bad_input_say_what_to_write():
+    assert nb08.prediction(None, None, OUTAGE).hint.startswith("Nothing to check yet")
+    assert not nb08.prediction("1, 3, 5", set(), OUTAGE)
+    assert "set of task numbers" in nb08.prediction({1.0}, set(), OUTAGE).hint
+    assert "set of task numbers" in nb08.prediction({True}, set(), OUTAGE).hint
+    early = nb08.check_prediction(set(), {1, 3, 5})
+    assert not early and "kill the node" in early.hint
+    assert nb08.check_prediction(set(), {1, 3, 5}, outage=OUTAGE)
+
+
+def test_the_outage_knows_which_tasks_were_persistent():
+    assert OUTAGE.persistent == {1, 3, 5} and OUTAGE.transient == {2, 4, 6}
