@@ -59,6 +59,7 @@ _NACK = "#f28e2b"
 _CRASH = "#d62728"
 _TIMEOUT = "#7b3294"
 _INK = "#333333"
+_MOMENT_COLORS = (_CRASH, _TIMEOUT, _INK)
 
 _LANE_IN = 0.42  # figure height per lane, inches
 _WIDTH_IN = 9.5
@@ -294,10 +295,10 @@ def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_ax
         pts = [(e.t - t0, lanes[e.worker]) for e in evs if e.kind == kind and e.worker in lanes]
         marks([p[0] for p in pts], [p[1] for p in pts], gid, label, **style)
 
-    for label, t in (moments or {}).items():
-        ax.axvline(t - t0, color=_CRASH, linestyle="--", linewidth=1.2, zorder=3, gid="moment")
-        ax.annotate(label, (t - t0, 0), xycoords=("data", "axes fraction"), xytext=(3, 3), textcoords="offset points",
-                    fontsize=9, color=_CRASH, ha="left", va="bottom")
+    for i, (label, t) in enumerate((moments or {}).items()):  # a dashed line each, named in the legend
+        color = _MOMENT_COLORS[i % len(_MOMENT_COLORS)]
+        ax.axvline(t - t0, color=color, linestyle="--", linewidth=1.3, zorder=3, gid="moment")
+        handles.append(Line2D([], [], color=color, linestyle="--", linewidth=1.3, label=label))
 
     for i, (kind, _, legend, marker, gid) in enumerate(arrivals):
         _draw_arrivals(ax, evs, kind, len(workers) + i, t0, t_end, legend, marker, gid, max_label_tasks, handles)
