@@ -57,3 +57,12 @@ def test_the_stub_and_bad_input_say_what_to_write():
 
 def test_the_outage_knows_which_tasks_were_persistent():
     assert OUTAGE.persistent == {1, 3, 5} and OUTAGE.transient == {2, 4, 6}
+
+
+def test_prefetch_is_read_from_ready_events_that_also_say_where_the_worker_connected():
+    from workqueue_lab.lessons.checks import evidence
+    from workqueue_lab.record import events as ev
+
+    ready = [ev.Event(0.0, ev.READY, w, detail=f"prefetch=0 via=127.0.0.1:568{w}") for w in (1, 2)]
+    assert evidence.prefetch_of(ready) == 0
+    assert evidence.prefetch_of([ev.Event(0.0, ev.READY, 1, detail="prefetch=1")]) == 1  # older logs
