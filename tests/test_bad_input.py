@@ -23,7 +23,7 @@ from helpers import lab_threads, wait_until
 from private_broker import ensure_running, private_broker
 
 import workqueue_lab as lab
-import workqueue_lab.broker.handle as broker_mod
+import workqueue_lab.broker.discovery as broker_mod
 from workqueue_lab import settings
 from workqueue_lab.broker import node as private_node
 from workqueue_lab.record import events as ev
@@ -181,7 +181,7 @@ def queue_exists_with_other_settings(ctx: Ctx) -> str:
 def broker_stopped_mid_run(ctx: Ctx) -> str:
     """Stop the private node while both workers hold a task; the run must end with one sentence."""
     with private_broker(ctx.config) as node_broker:
-        ctx.private_port = node_broker._handle.amqp_port
+        ctx.private_port = node_broker.control.node.amqp_port
         queue = settings.name("lab_queue")
         stopped = threading.Event()
 

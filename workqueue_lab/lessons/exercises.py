@@ -48,7 +48,7 @@ def check_environment(broker: Broker) -> bool:
 
     import pika
 
-    from ..broker.handle import mask
+    from ..broker.address import mask
 
     ok = _say(sys.version_info >= (3, 10), f"Python {sys.version.split()[0]} (3.10 or newer needed)")
     pika_version = tuple(int(p) for p in pika.__version__.split(".")[:2] if p.isdigit())

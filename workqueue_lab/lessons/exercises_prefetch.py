@@ -82,7 +82,7 @@ def check_consume(consume: Callable, broker: Broker | None = None) -> Check:
     ``basic_qos(prefetch_count=1)`` set *before* ``basic_consume``, 4 stay in the
     queue; without it (or set too late) the broker pushes out all 5.
     """
-    from ..broker.handle import find_broker
+    from ..broker.discovery import find_broker
 
     broker = broker or find_broker()
     queue = settings.name(CHECK_QUEUE)

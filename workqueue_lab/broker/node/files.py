@@ -107,7 +107,7 @@ def info_from_state(state: dict, base: Path) -> NodeInfo:
 
 def config_text(info: NodeInfo, memory_mb: int) -> str:
     return (
-        "# Written by workqueue_lab.private_node at every start; edits are overwritten.\n"
+        "# Written by workqueue_lab.broker.node at every start; edits are overwritten.\n"
         f"listeners.tcp.1 = {LOOPBACK}:{info.amqp_port}\n"
         f"management.tcp.ip = {LOOPBACK}\n"
         f"management.tcp.port = {info.mgmt_port}\n"
@@ -119,9 +119,9 @@ def config_text(info: NodeInfo, memory_mb: int) -> str:
 
 
 ADVANCED_CONFIG = (
-    "%% Written by workqueue_lab.private_node.  Erlang terms, e.g.\n"
+    "%% Written by workqueue_lab.broker.node.  Erlang terms, e.g.\n"
     "%% [{rabbit, [{channel_tick_interval, 1000}]}].\n"
-    "%% Runtime changes: workqueue_lab.private_node.set_app_env(key, value).\n"
+    "%% Runtime changes: workqueue_lab.broker.node.set_app_env(key, value).\n"
     "[].\n"
 )
 

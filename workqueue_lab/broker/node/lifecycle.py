@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from ...errors import BrokerUnavailable, LabError
+from ..address import port_open
 from . import users
 from .files import (
     DEFAULT_MEMORY_MB,
@@ -22,11 +23,11 @@ from .files import (
     script_or_fail,
     write_state,
 )
-from .ports import LOOPBACK, amqp_answers, pick_ports, port_open, wait_ports_free
+from .ports import LOOPBACK, amqp_answers, pick_ports, wait_ports_free
 from .procs import alive, kill_leftovers, node_pids
 from .users import Target, default_nodename, drop_kwargs, target, target_from_state
 
-NO_NODE = "No private RabbitMQ node has been started; run `python -m workqueue_lab.broker.node start`."
+NO_NODE = "No private RabbitMQ node has been started; run `workqueue-lab node start`."
 
 
 def current() -> tuple[NodeInfo, dict] | None:
@@ -72,7 +73,7 @@ def wait_until_ready(timeout: float = 90.0, info: NodeInfo | None = None) -> Nod
     amqp = False
     while True:
         amqp = amqp or amqp_answers(info, timeout=0.5)
-        if amqp and port_open(info.mgmt_port):
+        if amqp and port_open(LOOPBACK, info.mgmt_port):
             return info
         if not amqp and not alive(info.base, state.get("pgid")):
             # Check once more: the VM may have answered between the two probes.
@@ -206,6 +207,26 @@ def stop(wait: float = 30.0) -> bool:
     while time.monotonic() < deadline and alive(info.base, pgid):
         time.sleep(0.2)
     kill_leftovers(info.base, pgid)
+    return True
+
+
+def kill(wait: float = 10.0) -> bool:
+    """SIGKILL the node's Erlang VM by PID (no clean shutdown, like a power cut); True if one was running.
+
+    Its helper processes (erl_child_setup, inet_gethost) go too, so ``restart()`` finds the ports free.
+    """
+    import signal
+
+    cur = current()
+    beam = pid()
+    if cur is None or beam is None:
+        return False
+    info, state = cur
+    os.kill(beam, signal.SIGKILL)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and beam in node_pids(info.base, state.get("pgid")):
+        time.sleep(0.05)
+    kill_leftovers(info.base, state.get("pgid"))
     return True
 
 

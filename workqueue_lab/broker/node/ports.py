@@ -1,4 +1,7 @@
-"""Ports of a private node: pick free ones on loopback, and probe whether a port is this node's AMQP."""
+"""Ports of a private node: pick free ones on loopback, and probe whether a port is this node's AMQP.
+
+(Whether any port answers at all: ``broker.address.port_open``.)
+"""
 
 from __future__ import annotations
 
@@ -41,16 +44,6 @@ def amqp_answers(info: NodeInfo, timeout: float = 1.0) -> bool:
     if len(data) < 11 or data[0] != 1 or data[7:11] != b"\x00\x0a\x00\x0a":
         return False
     return (info.nodename.split("@")[0] + "@").encode() in data
-
-
-def port_open(port: int, timeout: float = 0.5) -> bool:
-    import socket
-
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def port_free(port: int) -> bool:
