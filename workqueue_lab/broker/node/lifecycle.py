@@ -27,6 +27,8 @@ from .ports import LOOPBACK, amqp_answers, pick_ports, wait_ports_free
 from .procs import alive, kill_leftovers, node_pids
 from .users import Target, default_nodename, drop_kwargs, target, target_from_state
 
+BOOT_MARK = "====="  # starts the boot log's part for one launch
+
 NO_NODE = "No private RabbitMQ node has been started; run `workqueue-lab node start`."
 
 
@@ -105,7 +107,9 @@ def start(wait: float = 90.0, memory_mb: int = DEFAULT_MEMORY_MB, run_as: str | 
     return start_as(t, wait, memory_mb, keep_ports=False)
 
 
-def start_as(t: Target, wait: float, memory_mb: int, keep_ports: bool) -> NodeInfo:
+def start_as(t: Target, wait: float, memory_mb: int, keep_ports: bool, retry: bool = True) -> NodeInfo:
+    """Boot (or reuse) the node of ``t``.  A first boot whose ports were taken between picking and binding
+    (another node started at the same moment) picks new ports once and boots again."""
     script = script_or_fail()
     with NodeLock(t):
         state = read_state(t.base) or {}
@@ -148,7 +152,21 @@ def start_as(t: Target, wait: float, memory_mb: int, keep_ports: bool) -> NodeIn
         write_state(t.base, state, t)
     if wait <= 0:
         return info
-    return wait_until_ready(wait, info)
+    try:
+        return wait_until_ready(wait, info)
+    except BrokerUnavailable:
+        if keep_ports or not retry or not port_taken_at_boot(info.base):
+            raise
+    return start_as(t, wait, memory_mb, keep_ports=False, retry=False)
+
+
+def port_taken_at_boot(base: Path) -> bool:
+    """Did the last boot stop because a port was taken?  (Its part of the boot log says eaddrinuse.)"""
+    try:
+        text = boot_log(base).read_text(errors="replace")
+    except OSError:
+        return False
+    return "eaddrinuse" in text.rpartition(BOOT_MARK)[2]
 
 
 def launch(script: Path, info: NodeInfo, t: Target) -> int:
@@ -159,7 +177,7 @@ def launch(script: Path, info: NodeInfo, t: Target) -> int:
     with open(log_path, "ab") as log:
         if t.drop:
             os.chown(log_path, t.uid, t.gid)
-        log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {info.nodename} =====\n".encode())
+        log.write(f"\n{BOOT_MARK} {time.strftime('%Y-%m-%d %H:%M:%S')} starting {info.nodename} =====\n".encode())
         log.flush()
         # `sh -c '"$0" &'` forks the server and exits at once, so the server is
         # nobody's zombie-to-be and no Popen object lingers in the kernel; it
