@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -26,6 +27,8 @@ from .files import (
 from .ports import LOOPBACK, amqp_answers, pick_ports, wait_ports_free
 from .procs import alive, kill_leftovers, node_pids
 from .users import Target, default_nodename, drop_kwargs, target, target_from_state
+
+log = logging.getLogger(__name__)
 
 BOOT_MARK = "====="  # starts the boot log's part for one launch
 
@@ -220,8 +223,8 @@ def stop(wait: float = 30.0) -> bool:
             from .ctl import ctl  # ctl imports this module: import it when needed
 
             ctl("shutdown", timeout=max(wait, 5.0))
-        except LabError:
-            pass
+        except LabError as exc:  # the wait below and kill_leftovers end it anyway
+            log.debug("rabbitmqctl shutdown: %s", exc)
     while time.monotonic() < deadline and alive(info.base, pgid):
         time.sleep(0.2)
     kill_leftovers(info.base, pgid)
