@@ -299,3 +299,22 @@ def test_a_first_boot_whose_port_was_taken_meanwhile_picks_new_ports(monkeypatch
         finally:
             lifecycle.stop()
             shutil.rmtree(home, ignore_errors=True)
+
+
+def test_the_one_cli_kills_and_restarts_the_private_node(request):
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "workqueue_lab", "node", *args], cwd=REPO, capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+
+    with private_broker(request.config) as broker:
+        pid = broker.control.node_pid()
+        killed = cli("kill")
+        assert killed.returncode == 0 and f"pid {pid}" in killed.stdout, killed.stderr
+        assert cli("url").returncode == 1 and cli("kill").returncode == 1
+        restarted = cli("restart")
+        log = settings.home() / "node" / "log" / "server-stdout.log"
+        assert restarted.returncode == 0, restarted.stderr + log.read_text(errors="replace")[-3000:]
+        url = cli("url")
+        assert url.returncode == 0 and url.stdout.strip() == broker.url
+        assert broker.control.node_pid() not in (None, pid)
+    assert not (REPO / "workqueue_lab" / "broker" / "node" / "__main__.py").exists()  # one CLI

@@ -158,9 +158,16 @@ def start_as(t: Target, wait: float, memory_mb: int, keep_ports: bool, retry: bo
     try:
         return wait_until_ready(wait, info)
     except BrokerUnavailable:
-        if keep_ports or not retry or not port_taken_at_boot(info.base):
+        if not port_taken_at_boot(info.base) or (not keep_ports and not retry):
             raise
-    return start_as(t, wait, memory_mb, keep_ports=False, retry=False)
+        if not keep_ports:
+            return start_as(t, wait, memory_mb, keep_ports=False, retry=False)
+        # a restart keeps its ports (clients hold its URL), and another node took one while this one was down
+        raise BrokerUnavailable(
+            f"Another program took a port of the private node ({info.amqp_port}, {info.mgmt_port} or "
+            f"{info.dist_port}) while it was down; stop that program, or run `workqueue-lab node stop` and "
+            "`workqueue-lab node start` to boot on new ports."
+        ) from None
 
 
 def port_taken_at_boot(base: Path) -> bool:
