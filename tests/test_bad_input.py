@@ -112,6 +112,11 @@ def unknown_broker_path(ctx: Ctx) -> str:
     return lab_error(lab.connect)
 
 
+def restart_a_shared_broker(ctx: Ctx) -> str:
+    ctx.use_url("amqp://guest:guest@127.0.0.1:5672/%2F")  # the system broker, given as a URL: not the lab's
+    return lab_error(lambda: lab.connect().restart())
+
+
 def prefetch_negative(ctx: Ctx) -> str:
     return lab_error(lambda: lab.run(lab.lesson_callback, prefetch=-1, progress=False))
 
@@ -229,6 +234,8 @@ CASES: dict[str, tuple[str, Callable[[Ctx], str]]] = {
     "missing-vhost": ("The virtual host does not exist", missing_vhost),
     "not-amqp-url": ("`WORKQUEUE_LAB_URL` is not an amqp:// URL", not_an_amqp_url),
     "unknown-broker-path": ("`WORKQUEUE_LAB_BROKER` is not url/local/docker/private", unknown_broker_path),
+    "restart-shared": ("`broker.restart()` on a broker given by URL (the lab may not restart it)",
+                       restart_a_shared_broker),
     "broker-stopped": ("The broker stops during a run (and stays down past the timeout)", broker_stopped_mid_run),
     "prefetch-negative": ("`prefetch=-1`", prefetch_negative),
     "prefetch-huge": ("`prefetch=70000` (AMQP allows 0..65535)", prefetch_huge),
