@@ -10,8 +10,7 @@ from pathlib import Path
 
 from ...errors import LabError
 from .. import erlang
-from .files import node_env, script_or_fail
-from .lifecycle import NO_NODE, current
+from .files import NO_NODE, current, node_env, script_or_fail
 from .users import drop_kwargs, target_from_state
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from ... import settings
 from ...errors import BrokerUnavailable, LabError
 from .ports import LOOPBACK
-from .users import Target, drop_kwargs
+from .users import Target, drop_kwargs, target
 
 DEFAULT_MEMORY_MB = 256
 
@@ -39,6 +39,9 @@ class NodeInfo:
     def mgmt_url(self) -> str:
         """Base URL of the management UI and HTTP API."""
         return f"http://{LOOPBACK}:{self.mgmt_port}"
+
+
+NO_NODE = "No private RabbitMQ node has been started; run `workqueue-lab node start`."
 
 
 def state_path(base: Path) -> Path:
@@ -232,3 +235,13 @@ class NodeLock:
     def __exit__(self, *exc: object) -> None:
         os.close(self.fd)  # releases the lock
 
+
+def current() -> tuple[NodeInfo, dict] | None:
+    """The node this user (or, as root, the node's user) has a state file for, and that state."""
+    t = target()
+    if t is None:
+        return None
+    state = read_state(t.base)
+    if not state:
+        return None
+    return info_from_state(state, t.base), state

@@ -10,12 +10,15 @@ from pathlib import Path
 from ...errors import BrokerUnavailable, LabError
 from ..address import port_open
 from . import users
+from .ctl import ctl
 from .files import (
     DEFAULT_MEMORY_MB,
+    NO_NODE,
     NodeInfo,
     NodeLock,
     boot_log,
     check_reachable,
+    current,
     info_from_state,
     node_env,
     pid_file,
@@ -31,19 +34,6 @@ from .users import Target, default_nodename, drop_kwargs, target, target_from_st
 log = logging.getLogger(__name__)
 
 BOOT_MARK = "====="  # starts the boot log's part for one launch
-
-NO_NODE = "No private RabbitMQ node has been started; run `workqueue-lab node start`."
-
-
-def current() -> tuple[NodeInfo, dict] | None:
-    t = target()
-    if t is None:
-        return None
-    state = read_state(t.base)
-    if not state:
-        return None
-    return info_from_state(state, t.base), state
-
 
 def pid() -> int | None:
     """OS pid of the running node's Erlang VM (beam.smp), or None."""
@@ -64,7 +54,7 @@ def running() -> NodeInfo | None:
     if cur is None:
         return None
     info, _ = cur
-    return info if amqp_answers(info) else None
+    return info if amqp_answers(info.amqp_port, info.nodename) else None
 
 
 def wait_until_ready(timeout: float = 90.0, info: NodeInfo | None = None) -> NodeInfo:
@@ -77,12 +67,12 @@ def wait_until_ready(timeout: float = 90.0, info: NodeInfo | None = None) -> Nod
     deadline = time.monotonic() + timeout
     amqp = False
     while True:
-        amqp = amqp or amqp_answers(info, timeout=0.5)
+        amqp = amqp or amqp_answers(info.amqp_port, info.nodename, timeout=0.5)
         if amqp and port_open(LOOPBACK, info.mgmt_port):
             return info
         if not amqp and not alive(info.base, state.get("pgid")):
             # Check once more: the VM may have answered between the two probes.
-            if not amqp_answers(info, timeout=0.5):
+            if not amqp_answers(info.amqp_port, info.nodename, timeout=0.5):
                 raise BrokerUnavailable(
                     f"The private RabbitMQ node {info.nodename} exited while booting; "
                     f"read {boot_log(info.base)} and {info.base / 'log'} for the reason."
@@ -118,7 +108,7 @@ def start_as(t: Target, wait: float, memory_mb: int, keep_ports: bool, retry: bo
         state = read_state(t.base) or {}
         if state:
             info = info_from_state(state, t.base)
-            if amqp_answers(info):
+            if amqp_answers(info.amqp_port, info.nodename):
                 return info
             if alive(t.base, state.get("pgid")):
                 # Launched by another kernel and still booting: just wait for it.
@@ -214,7 +204,7 @@ def stop(wait: float = 30.0) -> bool:
         return False
     info, state = cur
     pgid = state.get("pgid")
-    running_now = alive(info.base, pgid) or amqp_answers(info)
+    running_now = alive(info.base, pgid) or amqp_answers(info.amqp_port, info.nodename)
     if not running_now:
         return False
     deadline = time.monotonic() + wait
@@ -227,8 +217,6 @@ def stop(wait: float = 30.0) -> bool:
         os.kill(beam, signal.SIGTERM)
     else:
         try:
-            from .ctl import ctl  # ctl imports this module: import it when needed
-
             ctl("shutdown", timeout=max(wait, 5.0))
         except LabError as exc:  # the wait below and kill_leftovers end it anyway
             log.debug("rabbitmqctl shutdown: %s", exc)
