@@ -75,7 +75,7 @@ class Control:
         return "" if self.can(action) else self._refusal(action)
 
     def _refusal(self, action: str) -> str:
-        return f"The lab cannot {_PHRASES[action]} on this broker; {USE_PRIVATE}."
+        return f"This {self.kind} broker does not let the lab {_PHRASES[action]}; {USE_PRIVATE}."
 
     def require(self, action: str) -> None:
         """Raise ``CannotControl`` (its message is ``why_not``) unless ``action`` is possible."""
