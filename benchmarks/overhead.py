@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 import pika
 
 from workqueue_lab import settings
-from workqueue_lab.broker.handle import find_broker
+from workqueue_lab.broker.discovery import find_broker
 from workqueue_lab.engine.producer import publish
 from workqueue_lab.engine.run import Run
 from workqueue_lab.engine.scenario import Scenario, WorkerSpec
@@ -217,7 +217,7 @@ def instrumentation_cost(n: int = 5_000, rounds: int = 25) -> float | None:
             ch.basic_ack(delivery_tag=method.delivery_tag)
 
         scenario = Scenario(tasks=(), workers=(WorkerSpec(),), queue="bench.q")
-        run = Run(callback, scenario, Broker(settings.LOCAL_URL, "local"))
+        run = Run(callback, scenario, Broker(settings.LOCAL_URL))
         msgs = []
         for task_id, body in enumerate(bodies(n), start=1):
             run._task_ids[str(task_id)] = task_id

@@ -15,7 +15,9 @@ import importlib
 __version__ = "0.1.0"
 
 _NAMES_BY_MODULE = {
-    "broker.handle": ("find_broker", "Broker", "QueueStats", "mask"),
+    "broker.handle": ("Broker", "QueueStats"),
+    "broker.discovery": ("find_broker",),
+    "broker.address": ("mask",),
     "engine.run": ("run", "start", "Run", "RunResult", "stop_all", "live_threads", "task_states"),
     "engine.scenario": ("Scenario", "WorkerSpec", "Fault", "fault", "LESSON_TASKS", "POISON", "numbered_tasks",
                         "json_tasks"),
@@ -53,14 +55,14 @@ def __getattr__(name: str):
 
 def connect(force: str | None = None):
     """Find or start a broker (see ``workqueue_lab.broker``) and return its handle."""
-    from .broker.handle import find_broker
+    from .broker.discovery import find_broker
 
     return find_broker(force)
 
 
 def reset() -> list[str]:
     """Stop running experiments and delete the lab's own queues and exchanges."""
-    from .broker.handle import find_broker
+    from .broker.discovery import find_broker
     from .engine.run import stop_all  # imports engine.topology: the course's topologies are registered
 
     stop_all()

@@ -1,4 +1,5 @@
-"""The `workqueue-lab` command: broker status|start|stop|reset, new-task, worker.
+"""The `workqueue-lab` command: broker status|start|stop|reset, node start|stop|status|url|restart|kill,
+new-task, worker.
 
 Errors a user can fix print one line and exit with status 1; no stack traces.
 """
@@ -14,7 +15,7 @@ from .errors import LabError
 
 
 def _broker_status(args: argparse.Namespace) -> int:
-    from .broker.handle import find_broker
+    from .broker.discovery import find_broker
 
     b = find_broker(args.force)
     stats = b.queue_stats(_queue(args.queue))
@@ -25,7 +26,7 @@ def _broker_status(args: argparse.Namespace) -> int:
 
 
 def _broker_start(args: argparse.Namespace) -> int:
-    from .broker.handle import find_broker
+    from .broker.discovery import find_broker
 
     b = find_broker(args.force)
     print(f"RabbitMQ {b.version} ({b.kind}) ready at {b.masked_url}")
@@ -34,6 +35,7 @@ def _broker_start(args: argparse.Namespace) -> int:
 
 def _broker_stop(args: argparse.Namespace) -> int:
     from .broker import node as private_node
+
     if private_node.stop():
         print("Stopped the lab's private RabbitMQ node.")
     else:
@@ -43,10 +45,77 @@ def _broker_stop(args: argparse.Namespace) -> int:
 
 def _broker_reset(args: argparse.Namespace) -> int:
     # this module imports engine.topology, which registers the course's topologies: reset finds them
-    from .broker.handle import find_broker
+    from .broker.discovery import find_broker
 
     deleted = find_broker(args.force).reset()
     print("Deleted: " + (", ".join(deleted) if deleted else "nothing (no lab queues or exchanges found)"))
+    return 0
+
+
+def _node_start(args: argparse.Namespace) -> int:
+    import time
+
+    from .broker import node as private_node
+
+    if args.background:
+        already = private_node.running()
+        info = already or private_node.start(wait=0, memory_mb=args.memory_mb)
+        verb = "is running" if already else "is booting"
+        print(f"Private RabbitMQ node {info.nodename} {verb} at {info.url} (log {private_node.boot_log(info.base)})")
+        return 0
+    t0 = time.monotonic()
+    info = private_node.start(wait=args.wait, memory_mb=args.memory_mb)
+    print(f"Private RabbitMQ node {info.nodename} ready at {info.url} "
+          f"(management {info.mgmt_url}) in {time.monotonic() - t0:.1f} s")
+    return 0
+
+
+def _node_stop(args: argparse.Namespace) -> int:
+    from .broker import node as private_node
+
+    print("stopped" if private_node.stop() else "no private node was running")
+    return 0
+
+
+def _node_restart(args: argparse.Namespace) -> int:
+    from .broker import node as private_node
+
+    info = private_node.restart(wait=args.wait)
+    print(f"Private RabbitMQ node {info.nodename} restarted at {info.url}")
+    return 0
+
+
+def _node_kill(args: argparse.Namespace) -> int:
+    from .broker import node as private_node
+
+    beam = private_node.pid()
+    if not private_node.kill():
+        print("no private node is running", file=sys.stderr)
+        return 1
+    print(f"killed the private node's Erlang VM (pid {beam}) with SIGKILL; `workqueue-lab node restart` brings it back")
+    return 0
+
+
+def _node_url(args: argparse.Namespace) -> int:
+    from .broker import node as private_node
+
+    info = private_node.running()
+    if info is None:
+        print("no private node is running", file=sys.stderr)
+        return 1
+    print(info.url)
+    return 0
+
+
+def _node_status(args: argparse.Namespace) -> int:
+    from .broker import node as private_node
+
+    info = private_node.running()
+    if info is None:
+        print("no private node is running")
+        return 1
+    print(f"node:       {info.nodename}\npid:        {private_node.pid()}\namqp:       {info.url}\n"
+          f"management: {info.mgmt_url}\nbase:       {info.base}")
     return 0
 
 
@@ -56,7 +125,7 @@ def _queue(name: str) -> str:
 
 
 def _new_task(args: argparse.Namespace) -> int:
-    from .broker.handle import find_broker
+    from .broker.discovery import find_broker
     from .engine.producer import publish
 
     broker = find_broker()
@@ -71,7 +140,7 @@ def _new_task(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     """The lesson's worker loop on one connection in this process's main thread."""
-    from .broker.handle import find_broker
+    from .broker.discovery import find_broker
     from .engine.scenario import check_prefetch
     from .lessons.callbacks import lesson_callback
 
@@ -109,6 +178,8 @@ def _prefetch(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .broker.node import DEFAULT_MEMORY_MB
+
     p = argparse.ArgumentParser(prog="workqueue-lab", description="RabbitMQ Work Queues lab")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -123,6 +194,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="use only this way of finding a broker")
         sp.add_argument("--queue", default=TASK_QUEUE)
         sp.set_defaults(func=func)
+
+    node = sub.add_parser("node", help="the lab's private, non-root RabbitMQ node (Binder, laptops, tests)")
+    nsub = node.add_subparsers(dest="action", required=True)
+    ns = nsub.add_parser("start", help="start the node, or reuse it")
+    ns.add_argument("--background", action="store_true", help="launch and return at once")
+    ns.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB, help="memory watermark, MiB")
+    ns.add_argument("--wait", type=float, default=90.0, help="seconds to wait for the node")
+    ns.set_defaults(func=_node_start)
+    nsub.add_parser("stop", help="stop the node").set_defaults(func=_node_stop)
+    nsub.add_parser("status", help="show the node (exit 1 if not running)").set_defaults(func=_node_status)
+    nsub.add_parser("url", help="print the AMQP URL of the running node (exit 1 if none)").set_defaults(func=_node_url)
+    nsub.add_parser("kill", help="SIGKILL the node's VM (a crash; restart revives it)").set_defaults(func=_node_kill)
+    nr = nsub.add_parser("restart", help="stop and start again, same ports and data")
+    nr.add_argument("--wait", type=float, default=90.0, help="seconds to wait for the node")
+    nr.set_defaults(func=_node_restart)
 
     nt = sub.add_parser("new-task", help="send one task (each '.' is a second of work)")
     nt.add_argument("message", nargs="*")

@@ -25,7 +25,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .. import settings
-from ..broker.handle import Broker, QueueStats, find_broker, in_node
+from ..broker import erlang
+from ..broker.discovery import find_broker
+from ..broker.handle import Broker, QueueStats
 from ..errors import BrokerUnavailable, LabError
 from ..record import events as ev
 from .producer import TaskIds, publish
@@ -281,25 +283,7 @@ class Run:
         controls, one eval samples inside the broker until the block ends (its samples
         are added then); elsewhere ``sample()`` polls from a background thread.
         """
-        import urllib.parse
-
-        path = urllib.parse.urlsplit(self.broker.url).path
-        vhost = urllib.parse.unquote(path[1:]) if len(path) > 1 else "/"
-
-        def erl_binary(text: str) -> str:
-            return '<<"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"/utf8>>'
-
-        def program(started_flag: str, stop_flag: str) -> str:
-            return (
-                f'Q = rabbit_misc:r({erl_binary(vhost)}, queue, {erl_binary(self.queue)}), '
-                'Sample = fun() -> case rabbit_amqqueue:lookup(Q) of '
-                '{ok, Q1} -> [{_, R}, {_, U}] = rabbit_amqqueue:info(Q1, [messages_ready, messages_unacknowledged]), '
-                'io:format("~b ~b ~b~n", [erlang:system_time(millisecond), R, U]); _ -> ok end end, '
-                f'Loop = fun L(0) -> ok; L(N) -> Sample(), case filelib:is_regular("{stop_flag}") of '
-                f'true -> ok; false -> timer:sleep({max(10, int(every * 1000))}), L(N - 1) end end, '
-                f'file:write_file("{started_flag}", <<"started">>), Loop({int(120 / every)}).'
-            )
-
+        program = erlang.queue_watch_program(self.broker.vhost, self.queue, every)
         offset = time.monotonic() - time.time() - self.log.t0  # the broker's wall clock -> the run's clock
         stopping = threading.Event()
 
@@ -310,8 +294,9 @@ class Run:
 
         with contextlib.ExitStack() as stack:
             started, lines = False, []
-            if self.broker.kind in ("local", "private"):
-                started, lines = stack.enter_context(in_node(self.broker, program, "queue watch", 20))
+            control = self.broker.control
+            if control.can("stats"):
+                started, lines = stack.enter_context(erlang.in_node(control.ctl, program, "queue watch", 20))
             poller = None
             if not started:  # no control over the node, or the CLI failed: poll from here
                 poller = threading.Thread(target=poll, name="workqueue-lab queue watch", daemon=True)

@@ -194,7 +194,7 @@ class Panel:
 
     def run(self) -> RunResult:
         """Run the current scenario against RabbitMQ (what the Run button does); returns the result."""
-        from ..broker.handle import find_broker
+        from ..broker.discovery import find_broker
         from ..engine.run import Run
 
         scenario = self.scenario()

@@ -140,7 +140,7 @@ def throughput(broker: Broker | None = None, prefetch_values: Sequence[int] = (1
     value again, interleaved, and keeps the best.
     Messages are transient: this measures dispatch, not the disk.
     """
-    from ..broker.handle import find_broker
+    from ..broker.discovery import find_broker
 
     values = _check_values(prefetch_values)
     if n < 1:
@@ -240,7 +240,7 @@ def makespan_by_prefetch(broker: Broker | None = None, prefetch_values: Sequence
     are reported in *work seconds* (real seconds divided by the time scale), so
     the numbers read the same at any time scale.
     """
-    from ..broker.handle import find_broker
+    from ..broker.discovery import find_broker
     from ..engine.run import run as lab_run
     from ..lessons.callbacks import lesson_callback
 
