@@ -16,13 +16,14 @@ __version__ = "0.1.0"
 
 _NAMES_BY_MODULE = {
     "broker.handle": ("find_broker", "Broker", "QueueStats", "mask"),
-    "engine.run": ("run", "start", "Run", "RunResult", "stop_all", "live_threads", "task_states"),
+    "engine.run": ("run", "start", "Run", "RunResult", "stop_all", "live_threads"),
     "engine.scenario": ("Scenario", "WorkerSpec", "Fault", "fault", "LESSON_TASKS", "POISON", "numbered_tasks",
                         "json_tasks"),
     "engine.workers": ("work", "TaskFailed"),
     "lessons.callbacks": ("lesson_callback", "auto_ack_callback", "forgetful_callback", "requeue_on_error",
                           "reject_on_error", "TaskWorker"),
     "record.events": ("EventLog", "Event", "attempts", "tasks_by_worker"),
+    "record.state": ("task_states", "RunState"),
     "record.model": ("predict",),
     "views.timeline": ("plot_timeline", "compare", "plot_distribution", "plot_queue_depth"),
     "views.tables": ("summary_table", "event_table"),
