@@ -198,8 +198,8 @@ class Run:
         try:
             self.broker.connect().close()
             return
-        except Exception:  # unreachable (a LabError) or closed while we looked: either way it is gone
-            pass
+        except Exception as exc:  # unreachable (a LabError) or closed while we looked: either way it is gone
+            logger.debug("broker unreachable at the timeout: %s", exc)
         self.stop()
         result = self.result()
         missing = len(set(self._task_ids.values()) - result.completed)
