@@ -1,37 +1,29 @@
-"""Instrumentation overhead: the lab's worker and producer against plain pika, same broker, same run.
+"""Overhead of the lab on the path notebooks use: ``lab.run(...)`` against plain pika doing the same.
 
-    .venv/bin/python benchmarks/overhead.py            # defaults: 5000 messages, 8 rounds (2-4 min)
-    .venv/bin/python benchmarks/overhead.py --quick    # 2000 messages, 3 rounds (a smoke test, ~40 s)
+    .venv/bin/python benchmarks/overhead.py               # 5000 tasks, 8 paired rounds per setting
+    .venv/bin/python benchmarks/overhead.py --quick       # 2000 tasks, 3 rounds (a smoke test)
+    .venv/bin/python benchmarks/overhead.py --components  # also the informational component rows below
 
-Consume: the durable queue is filled first (64-byte bodies, transient unless ``--persistent``, with
-the lab's ``message_id`` property, no publisher confirms) and only then does a consumer start, so only
-consumption is timed: from the first delivery reaching the callback to the last ``basic_ack`` returning.
+Judged: the lab.run path.  Each setting (what the notebooks run: 2 workers at prefetch 1 with persistent
+messages; one worker at prefetch 10 and 50 with transient ones) runs
 
-* raw -- a pika ``BlockingConnection`` consumer whose callback acks (the lesson's worker.py, no sleep);
-* lab -- a ``workqueue_lab.engine.run.Run`` with one worker and a callback that just acks; the time is
-  the first DELIVER to the last ACK event in the run's event log (the same two points as raw).
+* lab -- ``lab.run(callback, tasks=..., workers=..., prefetch=..., persistent=...)`` with its progress line
+  on: declare, start the workers (each registered before the first publish), publish every task with
+  publisher confirms, wait in ``Run.wait()`` until every task is settled, stop, build the RunResult;
+* raw -- plain pika doing the same: as many consumer threads (one BlockingConnection each, basic_qos,
+  basic_consume, registered one by one), the same messages and properties published with confirms, a
+  callback that acks, a main thread told at once (a threading.Event) when the last ack is sent, stop, close.
 
-Both use the same connection parameters (``broker.parameters(heartbeat=30)``) and the same
-``process_data_events(time_limit=0.05)`` loop; a counter in both callbacks ends the run.  Both
-callbacks also read ``time.thread_time()`` at the first and the last message: the consuming thread's
-CPU time per message (informational; the lab's worker is a non-main thread, and raw pika run in a
-thread also reads a few µs higher than in the main thread).
-Transient is the default because it is the stricter test: the broker is faster, so the client's own
-cost per message (which is what the lab adds to) is a larger share of the total.
+Both run the same callback (decode the body, ack).  Timed: the whole call, wall and process CPU time
+(every thread of the process).  Each round runs raw and lab back to back, alternating which goes first, so
+drift on the shared broker hits both.  Reported: best-of-rounds ratio (lab best / raw best: interference
+only slows a run), the median of the per-round ratios, and CPU µs per message for both.  Targets: both
+ratios >= 0.9 and the lab's CPU per message within 10 % of raw's.  A benchmark reports; it exits 0.
 
-Publish: ``workqueue_lab.engine.producer.publish`` (recording PUBLISH events into an EventLog) against a raw
-loop of ``basic_publish`` with the same properties (delivery mode + ``message_id``), both timed from
-connect to close, transient and persistent, with and without publisher confirms.
-
-Each round runs raw and lab back to back (alternating which goes first) at every setting, so drift
-on the shared broker hits both.  Interference only ever slows a run down, so the headline ratio is
-best lab run / best raw run (as timeit takes the minimum); the median of the per-round ratios is shown
-next to it.  Target: ratio >= 0.9 everywhere.  Uses its own queue (``bench.q``), deleted at the end.
-
-Because a shared machine can swamp a 10 % difference, the script also measures the lab's own cost per
-message without a broker (its worker and producer code on a stub channel) and projects the ratio from
-it.  A row below 0.9 whose raw runs alone varied more than 1.25x between rounds, and whose projection
-meets the target, is reported as ``noisy``; the summary is then INCONCLUSIVE rather than MISS.
+Informational (``--components``): the earlier component rows -- consuming a pre-filled queue (first
+delivery to last ack, the consuming thread's CPU), the same with the main thread in ``Run.wait()``, and the
+producer against a raw publish loop -- plus the lab's own per-message cost measured on a stub channel.
+Uses its own queue (``bench.q``), deleted at the end.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ LOST = "lost"  # recorded at the end of a run: published, never completed, in no
 STATES = (PENDING, RUNNING, DONE, RETRYING, DROPPED, LOST)
 # States after which a task needs nothing more from the run.
 FINAL = (DONE, DROPPED, LOST)
+_FINAL = frozenset(FINAL)
 
 
 class RunState(ev.Pairing):
@@ -38,14 +39,15 @@ class RunState(ev.Pairing):
         self.seen = 0  # events read so far
         self.last_t = 0.0  # time of the latest event read
         self.states: dict[int, str] = {}
-        self._count = dict.fromkeys(STATES, 0)
-        self._running_on: dict[int, int] = {}  # task -> worker whose callback last started it
-        self._retrying: set[int] = set()
         self.completions: dict[int | None, int] = {}  # settled attempts per task (None: task unknown)
         self.done_by_worker: dict[int, int] = {}  # settled attempts per worker
         self.redelivered = 0
         self.crashes = 0
         self.nacked = 0  # attempts that ended in a nack or reject
+        self._final = 0  # tasks in a FINAL state
+        self._completed = 0  # see ``completed``
+        self._running_on: dict[int, int] = {}  # task -> worker whose callback last started it
+        self._retrying: set[int] = set()
 
     # --- reading ---------------------------------------------------------------------------
     def feed(self, events: ev.EventLog | Sequence[ev.Event]) -> RunState:
@@ -60,42 +62,46 @@ class RunState(ev.Pairing):
         return self
 
     def add(self, e: ev.Event) -> None:
+        """Take one more event.  Runs once per event while a run waits: the common kinds come first, inlined."""
         kind = e.kind
         task = e.task
         if kind == ev.DELIVER:
             self.open[(e.worker, e.tag)] = e
             if task is not None:
-                self._set(task, RUNNING)
+                if self.states.get(task) in _FINAL:  # a task already done comes again (e.g. after a late ack)
+                    self._final -= 1
+                self.states[task] = RUNNING
                 self._running_on[task] = e.worker
-                self._retrying.discard(task)
+                if self._retrying:
+                    self._retrying.discard(task)
             if e.redelivered:
                 self.redelivered += 1
-            return
-        if kind == ev.PUBLISH:
+        elif (kind == ev.ACK or kind == ev.DONE) and e.detail != "multiple" and e.worker is not None:
+            key = (e.worker, e.tag)
+            start = self.open.pop(key, None)
+            if start is not None:
+                if kind == ev.ACK:
+                    self._acked[key] = start
+                self._settle(start)
+        elif kind == ev.PUBLISH:
             if task is not None and task not in self.states:
-                self._set(task, PENDING)
-            return
-        if kind == ev.RETRY:
+                self.states[task] = PENDING
+        elif kind == ev.RETRY:
             if task is not None:
                 self._retrying.add(task)
                 self._set(task, RETRYING)
-            return
-        if kind == ev.LOST:
+        elif kind == ev.LOST:
             if task is not None:
                 self._set(task, LOST)
-            return
-        if kind == ev.CRASH:
-            self.crashes += 1
-        if e.worker is not None and (kind in ev.ATTEMPT_ENDS or kind == ev.RECONNECT):
+        elif e.worker is not None and (kind in ev.ATTEMPT_ENDS or kind == ev.RECONNECT):
+            if kind == ev.CRASH:
+                self.crashes += 1
             self._end(e, e.worker, kind)
 
     def closed(self, start: ev.Event, end: ev.Event) -> None:
         task, kind = start.task, end.kind
         if kind in ev.SETTLED:
-            self.completions[task] = self.completions.get(task, 0) + 1
-            self.done_by_worker[start.worker] = self.done_by_worker.get(start.worker, 0) + 1
-            if task is not None:
-                self._set(task, RETRYING if task in self._retrying else DONE)
+            self._settle(start)
         elif kind in (ev.NACK, ev.REJECT):
             self.nacked += 1
             if task is not None:
@@ -103,30 +109,42 @@ class RunState(ev.Pairing):
         elif task is not None and self.states.get(task) == RUNNING and self._running_on.get(task) == start.worker:
             self._set(task, PENDING)  # crash, timeout, reconnect: the broker gives it to a worker again
 
+    def _settle(self, start: ev.Event) -> None:
+        task, worker = start.task, start.worker
+        n = self.completions.get(task, 0)
+        self.completions[task] = n + 1
+        if n == 0 or task is None:
+            self._completed += 1
+        self.done_by_worker[worker] = self.done_by_worker.get(worker, 0) + 1
+        if task is not None:
+            self._set(task, RETRYING if task in self._retrying else DONE)
+
     def unacked(self, start: ev.Event, timeout: ev.Event) -> None:
         task = start.task
         self.completions[task] -= 1
+        if task is None or not self.completions[task]:
+            self._completed -= 1
         self.done_by_worker[start.worker] -= 1
         if task is not None and self.states.get(task) == DONE and not self.completions[task]:
             self._set(task, PENDING)  # the broker ignored the late ack and requeued the message
 
     def _set(self, task: int, state: str) -> None:
         old = self.states.get(task)
-        if old is not None:
-            self._count[old] -= 1
         self.states[task] = state
-        self._count[state] += 1
+        self._final += (state in _FINAL) - (old in _FINAL)
 
     # --- answers ---------------------------------------------------------------------------
     def counts(self) -> dict[str, int]:
-        """How many tasks are in each state, e.g. {"done": 3, "running": 1, "pending": 4, ...}."""
-        return dict(self._count)
+        """How many tasks are in each state, e.g. {"pending": 4, "running": 1, "done": 3, ...}."""
+        counts = dict.fromkeys(STATES, 0)
+        for state in self.states.values():
+            counts[state] += 1
+        return counts
 
     @property
     def completed(self) -> int:
         """Distinct tasks completed at least once (completions of messages the run does not know count one each)."""
-        known = sum(1 for task, n in self.completions.items() if task is not None and n > 0)
-        return known + self.completions.get(None, 0)
+        return self._completed
 
     @property
     def open_attempts(self) -> int:
@@ -135,9 +153,7 @@ class RunState(ev.Pairing):
 
     def settled(self, total: int) -> bool:
         """True once at least ``total`` tasks are known and every one is done, dropped or lost."""
-        c = self._count
-        final = c[DONE] + c[DROPPED] + c[LOST]
-        return final >= total and final == len(self.states) and final > 0
+        return self._final >= total and self._final == len(self.states) and self._final > 0
 
     def extra(self) -> dict[str, int]:
         """The counts the progress line shows next to "tasks done"."""
