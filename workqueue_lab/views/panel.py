@@ -7,10 +7,10 @@
 
 Controls: prefetch (0-50; 0 = unlimited), number of workers (1-6) with one speed
 slider each, the task mix and count, and failures injected into worker 1.  A run
-uses the lab's own orchestration (``workqueue_lab.experiment.Run``: declare, start
+uses the lab's own orchestration (``workqueue_lab.engine.run.Run``: declare, start
 every consumer, publish, wait, stop) on the kernel's main thread -- ipykernel calls
-a Button's ``on_click`` handlers on the main thread -- and the panel updates its
-progress bar from that same thread while the workers run.  Widget updates go out
+a Button's ``on_click`` handlers on the main thread -- and ``Run.wait`` updates the
+panel's progress bar from that same thread while the workers run.  Widget updates go out
 to the browser at once, even while the handler is still busy.
 
 Only this module imports ipywidgets; ``import workqueue_lab`` does not load it.
@@ -28,6 +28,7 @@ import ipywidgets as W
 from ..engine.scenario import POISON, Scenario, WorkerSpec, fault, numbered_tasks
 from ..engine.topology import TASK_QUEUE
 from ..record import events as ev
+from ..record.state import RunState
 
 if TYPE_CHECKING:
     from ..broker.handle import Broker
@@ -207,47 +208,13 @@ class Panel:
             broker.purge(run.queue)  # a message left from an earlier run would skew this one
             run.start()  # stops any run still going first
             run.publish()
-            began = time.monotonic()
-            self._watch(run, len(scenario.tasks))
-            remaining = scenario.timeout - (time.monotonic() - began)
-            result = run.wait(timeout=max(remaining, 1.0), progress=False)
+            result = run.wait(progress=_PanelProgress(self, len(scenario.tasks)))
             broker.purge(run.queue)
             self.last_result = result
             self._show(result)
         finally:
             self.run_button.disabled = False
         return result
-
-    def _watch(self, run, total: int) -> None:
-        """Update the progress bar on this (the main) thread until every task is settled."""
-        self.progress.max = total
-        self.progress.value = 0
-        self.progress.bar_style = "info"
-        self.timeline.layout.display = "none"
-        self.table.value = ""
-        began = time.monotonic()
-        quiet_since = began
-        seen = 0
-        try:
-            while time.monotonic() - began < run.scenario.timeout:
-                run.log.wait_for_change(0.1)
-                events = run.log.events
-                now = time.monotonic()
-                if len(events) != seen:
-                    seen, quiet_since = len(events), now
-                states = _task_states(events)
-                settled = sum(s in ("done", "dropped") for s in states.values())
-                self.progress.value = settled
-                self.status.value = html.escape(_progress_text(events, settled, total, now - began))
-                if settled >= total or all(w.dead for w in run.workers):
-                    return
-                open_attempts = any(a.outcome == "open" for a in ev.attempts(events))
-                if not open_attempts and now - quiet_since > 2.0:
-                    return  # nothing happening: let Run.wait decide whether anything is lost
-                time.sleep(0.05)  # a busy run wakes us on every event; ~10 redraws a second is enough
-        except BaseException:
-            run.stop()
-            raise
 
     def _show(self, result: RunResult) -> None:
         from .tables import summary_table
@@ -269,18 +236,37 @@ class Panel:
         return self.widget._repr_mimebundle_(**kwargs)
 
 
-def _task_states(events):
-    from ..engine.run import task_states
+class _PanelProgress:
+    """What ``Run.wait`` drives while the panel's run goes: the progress bar and the status line."""
 
-    return task_states(events)
+    min_interval = 0.1  # seconds between redraws: each one is a message to the browser
+
+    def __init__(self, panel: Panel, total: int) -> None:
+        self.panel, self.total = panel, total
+        self.began = time.monotonic()
+        self._last_draw = float("-inf")
+        panel.progress.max = total
+        panel.progress.value = 0
+        panel.progress.bar_style = "info"
+        panel.timeline.layout.display = "none"
+        panel.table.value = ""
+
+    def update(self, state: RunState, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_draw < self.min_interval:
+            return
+        self._last_draw = now
+        counts = state.counts()
+        settled = counts["done"] + counts["dropped"]
+        self.panel.progress.value = settled
+        self.panel.status.value = html.escape(_progress_text(state, settled, self.total, now - self.began))
+
+    def close(self, state: RunState, note: str = "") -> None:
+        self.update(state, force=True)  # the result's own line replaces it when the run ends normally
 
 
-def _progress_text(events, settled: int, total: int, elapsed: float) -> str:
-    per_worker: dict[int, int] = {}
-    for e in events:
-        if e.kind in ev.SETTLED and e.worker is not None:
-            per_worker[e.worker] = per_worker.get(e.worker, 0) + 1
-    who = ", ".join(f"w{w}: {n}" for w, n in sorted(per_worker.items()))
+def _progress_text(state: RunState, settled: int, total: int, elapsed: float) -> str:
+    who = ", ".join(f"w{w}: {n}" for w, n in sorted(state.done_by_worker.items()) if n)
     return f"{settled}/{total} settled" + (f" ({who})" if who else "") + f" · {elapsed:.1f} s"
 
 
