@@ -67,7 +67,7 @@ class _RecordingChannel:
 def try_consume(consume: Callable, broker: Broker | None = None, messages: int = CONSUME_MESSAGES) -> ConsumeTrial:
     """Put ``messages`` messages in a fresh queue, call ``consume`` on a new channel with an ``on_message``
     that never acks (a worker busy with its first task), and count what the broker pushed and kept."""
-    from ..broker.handle import find_broker
+    from ..broker.discovery import find_broker
 
     broker = broker or find_broker()
     queue = settings.name(CONSUME_QUEUE)
