@@ -22,7 +22,8 @@ from ..record import events as ev
 if TYPE_CHECKING:
     from ..engine.run import RunResult
 
-__all__ = ["run_until", "settled", "deliveries", "retry_topology", "WORK", "RETRY", "RETRY_EXCHANGE"]
+__all__ = ["run_until", "settled", "deliveries", "retry_topology", "handling_callback", "topology_for", "HANDLINGS",
+           "WORK", "RETRY", "RETRY_EXCHANGE"]
 
 # The lesson's names (base names: the learner's prefix is added when declared).
 WORK, RETRY, RETRY_EXCHANGE = "tasks", "tasks_retry", "retry_exchange"
@@ -118,3 +119,57 @@ def _looping(events: Sequence[ev.Event], limit: int) -> bool:
             if counts[e.task] >= limit:
                 return True
     return False
+
+
+# --- callbacks for the failure panel (views.failure_panel): one per way of handling a failure ----------
+HANDLINGS = ("requeue", "dead-letter", "delayed retry")
+
+
+def handling_callback(handling: str, max_retries: int = 3):
+    """A callback that does the task and handles ``lab.TaskFailed`` the way ``handling`` says:
+    requeue (``basic_nack(requeue=True)``), dead-letter (``requeue=False`` into the DLQ), or delayed retry
+    (``requeue=False`` into the retry queue while the broker's x-death count is below ``max_retries``,
+    then a copy to the parking lot and an ack)."""
+    from ..engine.workers import TaskFailed, work
+
+    if handling not in HANDLINGS:
+        from ..errors import LabError
+
+        raise LabError(f"Unknown failure handling {handling!r}; use one of: {', '.join(HANDLINGS)}.")
+
+    def callback(ch, method, properties, body):
+        try:
+            work(body.decode())
+        except TaskFailed:
+            if handling == "requeue":
+                ch.basic_nack(delivery_tag=method.delivery_tag, requeue=True)
+            elif handling == "dead-letter" or _rejections(properties) < max_retries:
+                ch.basic_nack(delivery_tag=method.delivery_tag, requeue=False)
+            else:
+                _park(ch, method, properties, body)
+            return
+        ch.basic_ack(delivery_tag=method.delivery_tag)
+
+    return callback
+
+
+def topology_for(handling: str, ttl_ms: int) -> T.Topology:
+    """The queues each handling needs: a DLQ beside the work queue, or the retry queue and the parking lot."""
+    return retry_topology(ttl_ms) if handling == "delayed retry" else T.DEAD_LETTER
+
+
+def _rejections(properties) -> int:
+    """How often the broker dead-lettered this message out of the work queue (its x-death record)."""
+    deaths = (getattr(properties, "headers", None) or {}).get("x-death") or []
+    return sum(int(d.get("count", 0)) for d in deaths if d.get("reason") == "rejected")
+
+
+def _park(ch, method, properties, body) -> None:
+    import pika
+
+    from .. import settings
+
+    headers = dict(getattr(properties, "headers", None) or {})
+    ch.basic_publish(settings.name(T.PARKING_EXCHANGE), settings.name(T.PARKING_KEY), body,
+                     pika.BasicProperties(headers=headers, delivery_mode=2, message_id=properties.message_id))
+    ch.basic_ack(delivery_tag=method.delivery_tag)
