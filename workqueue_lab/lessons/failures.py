@@ -86,7 +86,7 @@ def settled(events: Sequence[ev.Event], tasks: Sequence[int]) -> bool:
 
 
 def run_until(callback, tasks: Sequence[str | bytes], topology: T.Topology | None = None, workers=1,
-              until: Callable[[list[ev.Event]], bool] | None = None, max_deliveries: int = 25,
+              until: Callable[[list[ev.Event]], bool] | None = None, max_deliveries: int = 10,
               timeout: float = 30.0, **start) -> RunResult:
     """Start ``workers`` on ``topology``, publish ``tasks``, stop when ``until(events)`` holds (default:
     every task settled, see ``settled``), when a task reached a callback ``max_deliveries`` times, or after
