@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from ..broker import registry
 from ..engine import topology as T
 from ..record import events as ev
 
@@ -27,6 +28,11 @@ __all__ = ["run_until", "settled", "deliveries", "retry_topology", "handling_cal
 
 # The lesson's names (base names: the learner's prefix is added when declared).
 WORK, RETRY, RETRY_EXCHANGE = "tasks", "tasks_retry", "retry_exchange"
+# Everything notebook 05 declares, known to reset() from the moment the notebook imports this module, so the
+# first lab.reset() of a fresh kernel also removes what an earlier kernel left (the lesson's unused ``dlx``
+# exchange, the per-message TTL queues of part 6).
+registry.register([WORK, RETRY, "ttl_tasks", "ttl_wait", "ttl_wait_long", "ttl_wait_short"],
+                  [RETRY_EXCHANGE, "dlx", "ttl_exchange"])
 
 
 def retry_topology(ttl_ms: int, parking: bool = True) -> T.Topology:
