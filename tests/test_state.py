@@ -150,3 +150,16 @@ def test_incremental_updates_give_the_same_answer_as_a_full_recompute():
         atts = ev.attempts(events)
         assert full.open_attempts == sum(a.outcome == "open" for a in atts)
         assert sum(full.completions.values()) == sum(a.outcome in ev.SETTLED for a in atts)
+
+
+def test_a_parked_task_is_final_and_a_retry_wait_is_retrying():
+    """Republished to the parking lot and acked: once the tap sees it parked, the run is done with it
+    (it must not wait for it or call it lost); a task waiting out a retry queue's TTL is still coming."""
+    events = [*published(1, 2), E(0.1, ev.DELIVER, 1, 1, 1), E(0.2, ev.RETRY, 1, 1), E(0.3, ev.ACK, 1, 1, 1),
+              E(0.4, ev.DELIVER, 2, 2, 1), E(0.5, ev.REJECT, 2, 2, 1, requeue=False)]
+    assert RunState().feed(events).states == {1: "retrying", 2: "dropped"}
+    events += [E(0.6, ev.PARKED, None, 1), E(0.7, ev.RETRY_WAIT, None, 2)]
+    state = RunState().feed(events)
+    assert state.states == {1: "dropped", 2: "retrying"} and not state.settled(2)
+    state.feed(events + [E(0.9, ev.DELIVER, 1, 2, 2), E(1.0, ev.ACK, 1, 2, 2)])
+    assert state.states == {1: "dropped", 2: "done"} and state.settled(2)

@@ -17,7 +17,7 @@ PENDING = "pending"  # published (or given back to the queue), not being worked 
 RUNNING = "running"  # a worker's callback has it and has not acked, nacked or rejected it yet
 DONE = "done"  # acked (or returned on an auto-ack channel)
 RETRYING = "retrying"  # the callback republished it (e.g. to a retry queue) and settled the original
-DROPPED = "dropped"  # nacked or rejected with requeue=False: the broker discarded (or dead-lettered) it
+DROPPED = "dropped"  # nacked/rejected with requeue=False (discarded or dead-lettered), or parked
 LOST = "lost"  # recorded at the end of a run: published, never completed, in no queue
 STATES = (PENDING, RUNNING, DONE, RETRYING, DROPPED, LOST)
 # States after which a task needs nothing more from the run.
@@ -90,6 +90,10 @@ class RunState(ev.Pairing):
             if task is not None:
                 self._retrying.add(task)
                 self._set(task, RETRYING)
+        elif kind == ev.PARKED:  # in the parking lot for a human: this run is done with it
+            if task is not None:
+                self._retrying.discard(task)
+                self._set(task, DROPPED)
         elif kind == ev.LOST:
             if task is not None:
                 self._set(task, LOST)
