@@ -271,7 +271,8 @@ class Broker:
                             ch.exchange_declare(exchange=name, passive=True)
                             ch.exchange_delete(exchange=name)
                         deleted.append(name)
-                    except Exception:  # absent: nothing to delete (the passive declare closed the channel)
+                    except Exception as exc:  # absent: nothing to delete (the passive declare closed the channel)
+                        log.debug("reset: %s %s not deleted: %s", kind, name, exc)
                         continue
                     with contextlib.suppress(Exception):
                         ch.close()
