@@ -100,7 +100,7 @@ class FailurePanel:
     def run(self) -> RunResult:
         """Run what the controls describe against RabbitMQ (what Run does); returns the result."""
         from .. import settings
-        from ..broker.handle import find_broker
+        from ..broker.discovery import find_broker
 
         broker = self.broker or find_broker()
         handling = self.handling.value
