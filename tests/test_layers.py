@@ -58,3 +58,29 @@ def test_the_engine_does_not_reach_into_the_lessons():
     for module, deps in GRAPH.items():
         if _in(module, "engine"):
             assert not any(_in(d, "lessons") for d in deps), (module, deps)
+
+
+def test_every_import_of_a_lab_name_resolves():
+    """Function-level imports run only when their branch runs: check each one names something that exists."""
+    import ast
+    import importlib
+
+    missing = []
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+        package = ".".join(parts[:-1] if parts[-1] == "__init__" else parts[:-1])
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or not node.level:
+                continue
+            base = package
+            for _ in range(node.level - 1):
+                base = base.rpartition(".")[0]
+            target = base + ("." + node.module if node.module else "")
+            module = importlib.import_module(target)
+            for alias in node.names:
+                if not hasattr(module, alias.name):
+                    try:
+                        importlib.import_module(f"{target}.{alias.name}")
+                    except ImportError:
+                        missing.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {target}.{alias.name}")
+    assert missing == []
