@@ -152,3 +152,14 @@ def test_survival_table_says_what_each_queue_kept():
     assert table.column("survived") == ["all", "nothing", "nothing", "cannot be declared", "all", "3 of 5"]
     assert table.column("after restart")[2] == "queue gone"
     assert table.column("queue")[4] == "quorum, durable" and table.column("messages")[1] == "transient"
+
+
+def test_restart_when_waits_for_its_condition_and_hands_a_failed_restart_to_the_caller():
+    shared = Broker("amqp://guest:guest@127.0.0.1:5672/%2F", "local")  # restart() refuses it before touching it
+    with durability.restart_when(shared, lambda: False, timeout=0.2) as outage:
+        pass
+    assert outage.began is None and outage.seconds is None  # the condition never came true: no restart
+    with pytest.raises(LabError, match="does not restart the local broker"), \
+            durability.restart_when(shared, lambda: True) as outage:
+        pass
+    assert outage.began is not None and outage.ended >= outage.began
