@@ -13,6 +13,7 @@ import pytest
 from private_broker import private_broker
 
 from workqueue_lab import settings
+from workqueue_lab.broker.control import DockerControl, LocalControl, UrlControl
 from workqueue_lab.broker.handle import Broker
 from workqueue_lab.errors import LabError
 from workqueue_lab.lessons import durability
@@ -114,9 +115,10 @@ def test_check_publisher_on_the_broker_passes_the_solution_and_names_the_stubs_m
 
 
 def test_restart_refuses_any_broker_but_the_labs_private_node():
-    for kind in ("local", "url", "docker"):
-        with pytest.raises(LabError, match="does not restart the"):
-            durability.restart(Broker("amqp://guest:guest@127.0.0.1:5672/%2F", kind))
+    url = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    for control in (LocalControl(url), UrlControl(url), DockerControl(url)):  # constructing one probes nothing
+        with pytest.raises(LabError, match=f"does not restart the {control.kind} broker"):
+            durability.restart(Broker(url, control))
 
 
 def test_restartable_broker_keeps_a_private_node_and_replaces_the_shared_broker_by_one(clean, request, capsys):
@@ -155,11 +157,12 @@ def test_survival_table_says_what_each_queue_kept():
 
 
 def test_restart_when_waits_for_its_condition_and_hands_a_failed_restart_to_the_caller():
-    shared = Broker("amqp://guest:guest@127.0.0.1:5672/%2F", "local")  # restart() refuses it before touching it
+    url = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    shared = Broker(url, UrlControl(url))  # restart() refuses it before touching it
     with durability.restart_when(shared, lambda: False, timeout=0.2) as outage:
         pass
     assert outage.began is None and outage.seconds is None  # the condition never came true: no restart
-    with pytest.raises(LabError, match="does not restart the local broker"), \
+    with pytest.raises(LabError, match="does not restart the url broker"), \
             durability.restart_when(shared, lambda: True) as outage:
         pass
     assert outage.began is not None and outage.ended >= outage.began

@@ -4,9 +4,9 @@ the names of the notebook's queues, and the small tables and charts it shows.
 The pika calls the lesson is about (queue_declare, basic_publish, confirm_delivery) stay in the
 notebook; this module only does what a learner should not have to write.
 
-``restartable_broker`` and ``restart`` are the one place that decides whether the lab may restart a
-broker and how: today through ``Broker.kind`` and ``Broker.restart()``; once brokers carry a control
-object they become ``broker.control.can("restart")`` / ``broker.control.restart()``.
+``restartable_broker`` and ``restart`` are the one place that decides which broker this notebook restarts:
+only the lab's own private node (``PrivateControl``).  ``broker.control.can("restart")`` is not enough on
+its own: as root, the system's RabbitMQ answers to rabbitmqctl too, but other programs use it.
 """
 
 from __future__ import annotations
@@ -69,10 +69,10 @@ def restartable_broker(broker: Broker | None = None) -> Broker | None:
     other programs and people use it, so the lab never restarts it.
     """
     from ..broker import node as private_node
-    from ..broker.handle import Broker, find_broker
+    from ..broker.discovery import find_broker, private_broker
 
     broker = broker or find_broker()
-    if broker.kind == "private":
+    if _ours(broker):
         return broker
     where = f"RabbitMQ at {broker.masked_url} ({broker.kind})"
     if private_node.server_script() is None:
@@ -85,7 +85,7 @@ def restartable_broker(broker: Broker | None = None) -> Broker | None:
     except LabError as exc:
         not_checked(f"{where} is not the lab's to restart and the private node did not start: {exc}")
         return None
-    node_broker = Broker(info.url, "private", info.mgmt_url.replace("http://", "http://guest:guest@"), info)
+    node_broker = private_broker(info)
     print(f"{where} is shared, so the lab never restarts it; the restarts in this notebook happen on the lab's "
           f"private node at {node_broker.masked_url} ({'already running' if was_running else 'started now'}).")
     return node_broker
@@ -93,12 +93,17 @@ def restartable_broker(broker: Broker | None = None) -> Broker | None:
 
 def restart(broker: Broker) -> float:
     """Restart ``broker`` (one ``restartable_broker`` returned); returns how long it took in seconds."""
-    if broker.kind != "private":
+    if not _ours(broker):
         raise LabError(f"The lab does not restart the {broker.kind} broker at {broker.masked_url}; "
                        "use the broker durability.restartable_broker() returns.")
     started = time.monotonic()
-    broker.restart()
+    broker.restart()  # broker.control.restart(): stop and start the node, same ports, same data
     return time.monotonic() - started
+
+
+def _ours(broker: Broker) -> bool:
+    """The lab's own private node, which nothing but the lab uses, and which it may therefore restart."""
+    return broker.kind == "private" and broker.control.can("restart")
 
 
 @dataclass

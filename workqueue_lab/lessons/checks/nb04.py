@@ -80,7 +80,7 @@ def _problems(trial: PublishTrial) -> list[str]:
 
 def check_publisher(send: Callable, broker: Broker | None = None) -> Check:
     """Run the learner's ``send(channel, queue, tasks)`` on a fresh queue of ``broker``, then judge it."""
-    from ...broker.handle import find_broker
+    from ...broker.discovery import find_broker
     from ..durability import try_publish
 
     if not callable(send):
