@@ -166,3 +166,24 @@ def test_restart_when_waits_for_its_condition_and_hands_a_failed_restart_to_the_
             durability.restart_when(shared, lambda: True) as outage:
         pass
     assert outage.began is not None and outage.ended >= outage.began
+
+
+def test_the_outage_is_shaded_on_the_timeline_from_the_first_publish_on():
+    from workqueue_lab.views.timeline import plot_timeline
+
+    events = [_event(1.0, "publish", task=1), _event(1.1, "ready", 1), _event(1.2, "deliver", 1, 1),
+              _event(1.5, "reconnect", 1), _event(7.5, "restart", 1), _event(7.6, "deliver", 1, 1),
+              _event(7.9, "ack", 1, 1)]
+    events[-2].redelivered = True
+    fig = durability.shade_outage(plot_timeline(events), events)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts if "restarting" in t.get_text()] == ["broker restarting\n6.0 s"]
+    spans = [p for p in ax.patches if p.get_facecolor()[:3] == pytest.approx((0xd9 / 255,) * 3)]
+    assert len(spans) == 1 and spans[0].get_x() == pytest.approx(0.5)  # 1.5 s, counted from the publish at 1.0
+
+
+def test_plot_rates_draws_one_labelled_bar_per_way():
+    fig = durability.plot_rates({"transient": 9000.0, "persistent + confirm each": 1500.0})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["transient", "persistent + confirm each"]
+    assert [t.get_text() for t in ax.texts] == ["9,000/s", "1,500/s"]
