@@ -202,3 +202,33 @@ def seconds_until_ready(broker: Broker, queue: str, within: float, count: int = 
         with contextlib.suppress(Exception):
             conn.close()
     return None
+
+
+# --- queue counts as the broker reports them ----------------------------------------------------
+
+
+def queue_counts(broker: Broker, queue: str, wait_for: tuple[int, int] | None = None,
+                 within: float = 8.0) -> tuple[int, int | None]:
+    """The queue's (ready, unacked) as RabbitMQ reports them (``broker.queue_stats``).
+
+    With ``wait_for``, keep asking until the broker reports exactly that or ``within`` seconds have
+    passed, then return what it last said: rabbitmqctl answers with live counts, but the management
+    API refreshes its counts only every 5 s, so a state that lasts must be given time to show.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        stats = broker.queue_stats(queue)
+        counts = (stats.ready, stats.unacked)
+        if wait_for is None or counts == tuple(wait_for) or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.2)
+
+
+def how_sampled(broker: Broker) -> str:
+    """How ``run.watch_queue()`` gets its counts from this broker, in words (what a notebook may claim)."""
+    if broker.kind in ("local", "private"):
+        return "ten times a second, from inside the RabbitMQ node (live counts)"
+    if broker.mgmt_url:
+        return ("every half second, from the management API, whose counts are refreshed only every 5 s "
+                "(a state shorter than that may never show)")
+    return "every half second, with a passive queue declare (ready only; this broker reports no unacked count)"
