@@ -380,3 +380,23 @@ def test_check_consume_on_the_broker_tells_qos_first_from_qos_too_late(clean):
     assert good, good
     late = nb03.check_consume(too_late, clean)
     assert not late and "pushed all 5" in late.hint and "came after basic_consume" in late.hint
+
+
+def test_ack_exercise_stops_a_callback_that_never_acks_within_seconds_and_the_check_names_it(clean, capsys):
+    import time
+
+    import workqueue_lab as lab
+    from workqueue_lab.lessons import harness
+
+    def forgets(ch, method, properties, body):
+        lab.work(body.decode())
+
+    crashing = lab.WorkerSpec(faults=(lab.fault("crash", tasks=1),))
+    started = time.monotonic()
+    result = harness.run_ack_exercise(forgets, tasks=lab.numbered_tasks([4, 1, 1, 1, 1, 1]),
+                                      workers=[crashing, lab.WorkerSpec()], prefetch=0, ack="manual")
+    assert time.monotonic() - started < harness.STALL_SECONDS + 15      # not the run's 120 s timeout
+    assert "acknowledged 0 message(s)" in capsys.readouterr().out
+    check = nb02.check_nothing_lost(result)
+    assert not check and "never acknowledged" in check.hint and "basic_ack" in check.hint
+    assert lab.live_threads() == 0

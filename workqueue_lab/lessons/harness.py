@@ -232,3 +232,62 @@ def how_sampled(broker: Broker) -> str:
         return ("every half second, from the management API, whose counts are refreshed only every 5 s "
                 "(a state shorter than that may never show)")
     return "every half second, with a passive queue declare (ready only; this broker reports no unacked count)"
+
+
+# --- notebook 02's exercise: the learner's ack callback, with a run that never waits silently ----------
+
+
+STALL_SECONDS = 3.0  # real seconds: a callback returned, nothing was acknowledged, nothing else happened
+
+
+def run_ack_exercise(callback: Callable, tasks, workers, prefetch: int = 0, ack: str = "manual",
+                     broker: Broker | None = None, stall: float = STALL_SECONDS):
+    """``lab.run`` for an exercise on acknowledgements, that does not wait out its timeout in silence.
+
+    When the learner's callback has returned for messages it never acknowledged (nor nacked nor
+    rejected) and nothing else happened for ``stall`` seconds, the run can only wait for its timeout:
+    it stops at once and says so in one line.  Returns the run's result either way, for the check.
+    """
+    from ..engine.run import start
+    from ..record import events as ev
+
+    returned: list[float] = []  # one entry per callback that returned (list.append is thread-safe)
+
+    def watched(ch, method, properties, body):
+        callback(ch, method, properties, body)
+        returned.append(time.monotonic())
+
+    from ..broker.handle import find_broker
+
+    broker = broker or find_broker()
+    broker.purge(settings.name("task_queue"))  # what a stopped attempt left behind is not this attempt's
+    run = start(watched, workers=workers, prefetch=prefetch, ack=ack, broker=broker,
+                timeout=30 + 60 * settings.time_scale())
+    longest = max((str(t).count(".") for t in tasks), default=0) * settings.time_scale()
+    deadline = time.monotonic() + run.scenario.timeout
+    try:
+        published = run.publish(tasks)
+        while ack == "manual" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            events = run.log.events
+            if set(ev.completed(events)) >= set(published) or not any(w.is_alive() for w in run.workers):
+                break
+            settled = sum(e.kind in (ev.ACK, ev.NACK, ev.REJECT) for e in events)
+            last = max(returned[-1] if returned else 0.0, run.log.t0 + events[-1].t if events else 0.0)
+            quiet = time.monotonic() - last
+            if returned and len(returned) > settled and quiet > stall:
+                print(f"Stopped the run: your callback returned {len(returned)} time(s) but acknowledged "
+                      f"{settled} message(s), and nothing happened for {stall:g} s. RabbitMQ counts an "
+                      "unacknowledged message as not done, so this run could only wait for its timeout.")
+            elif returned and quiet > stall + longest:
+                print(f"Stopped the run: nothing happened for {quiet:.0f} s although "
+                      f"{len(set(published) - set(ev.completed(events)))} task(s) are not done; the check "
+                      "below says why.")
+            else:
+                continue
+            run.stop()
+            return run.result()
+        return run.wait(progress=False)
+    except BaseException:
+        run.stop()
+        raise
