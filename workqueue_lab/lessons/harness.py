@@ -82,7 +82,9 @@ def try_consume(consume: Callable, broker: Broker | None = None, messages: int =
     worker = None
     try:
         ach = admin.channel()
-        ach.queue_declare(queue=queue, durable=False)
+        # durable: RabbitMQ 4.3 refuses transient non-exclusive classic queues by default, and the queue
+        # cannot be exclusive because the learner's worker consumes it on a connection of its own.
+        ach.queue_declare(queue=queue, durable=True)
         broker.remember("queue", queue)
         ach.queue_purge(queue=queue)
         for i in range(1, messages + 1):
@@ -291,3 +293,28 @@ def run_ack_exercise(callback: Callable, tasks, workers, prefetch: int = 0, ack:
     except BaseException:
         run.stop()
         raise
+
+
+def ready_now(broker: Broker, queue: str) -> int:
+    """Messages ready in ``queue`` right now, as RabbitMQ answers a passive declare (live, no tool to start)."""
+    with broker.channel() as ch:
+        return ch.queue_declare(queue=queue, passive=True).method.message_count
+
+
+def consumer_prefetch(broker: Broker, queue: str) -> list[int] | None:
+    """The prefetch count RabbitMQ holds for each consumer of ``queue`` (sorted), or None if it cannot tell.
+
+    Asks rabbitmqctl (a node the lab controls) or else the management API: what the broker applies, not
+    what the lab's workers say they asked for.
+    """
+    import urllib.parse
+
+    proc = broker.ctl("list_consumers", "-q", "--no-table-headers", "queue_name", "prefetch_count")
+    if proc is not None and proc.returncode == 0:
+        counts = [int(f[1]) for f in (line.split() for line in proc.stdout.splitlines())
+                  if len(f) == 2 and f[0] == queue and f[1].isdigit()]
+        return sorted(counts)
+    data = broker.management_api(f"queues/%2F/{urllib.parse.quote(queue, safe='')}")
+    if isinstance(data, dict) and "consumer_details" in data:
+        return sorted(int(c.get("prefetch_count", 0)) for c in data["consumer_details"])
+    return None
