@@ -400,3 +400,32 @@ def test_ack_exercise_stops_a_callback_that_never_acks_within_seconds_and_the_ch
     check = nb02.check_nothing_lost(result)
     assert not check and "never acknowledged" in check.hint and "basic_ack" in check.hint
     assert lab.live_threads() == 0
+
+
+def test_terminal_exercise_names_the_learners_own_worker_still_consuming(clean):
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import pytest
+
+    import workqueue_lab as lab
+    from workqueue_lab.lessons import harness
+
+    root = Path(__file__).resolve().parent.parent
+    queue = lab.settings.name("task_queue")
+    own = subprocess.Popen([sys.executable, str(root / "worker.py")], stdout=subprocess.DEVNULL,
+                           env=dict(os.environ, WORKQUEUE_LAB_URL=clean.url), stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not harness._consumers(clean, queue) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with pytest.raises(lab.LabError, match="your own `python worker.py`.*Ctrl-C"):
+            harness.run_terminal_exercise(clean, lab.LESSON_TASKS)
+    finally:
+        own.terminate()
+        own.wait(10)
+    run = harness.run_terminal_exercise(clean, lab.LESSON_TASKS)
+    assert nb01.check_two_terminals(run.outputs), run.outputs

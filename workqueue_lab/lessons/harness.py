@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import settings
@@ -318,3 +319,83 @@ def consumer_prefetch(broker: Broker, queue: str) -> list[int] | None:
     if isinstance(data, dict) and "consumer_details" in data:
         return sorted(int(c.get("prefetch_count", 0)) for c in data["consumer_details"])
     return None
+
+
+# --- notebook 01's terminal exercise, done for the learner with real processes ---------------------------
+
+
+@dataclass
+class TerminalRun:
+    """What the lesson's programs printed: ``sent`` (each new_task.py), ``outputs`` (each worker.py)."""
+
+    sent: list[str]
+    outputs: list[str]
+
+
+def _consumers(broker: Broker, queue: str) -> int:
+    import pika.exceptions as pe
+
+    try:
+        with broker.channel() as ch:
+            return ch.queue_declare(queue=queue, passive=True).method.consumer_count
+    except pe.ChannelClosedByBroker:
+        return 0  # the queue does not exist yet: nobody consumes it
+
+
+def _own_worker_error(count: int, queue: str) -> LabError:
+    return LabError(f"{count} other consumer(s) already read '{queue}', most likely your own `python worker.py` "
+                    "from exercise 2 still running in a terminal: stop it with Ctrl-C, then run this cell again.")
+
+
+def run_terminal_exercise(broker: Broker, tasks, workers: int = 2, root: Path | None = None) -> TerminalRun:
+    """Start ``worker.py`` ``workers`` times as processes, send each task with ``new_task.py``, wait for the
+    Done lines, stop the workers and return what each program printed (the lesson's terminals, automated)."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    root = root or Path(__file__).resolve().parents[2]
+    queue = settings.name("task_queue")
+    if already := _consumers(broker, queue):
+        raise _own_worker_error(already, queue)
+    broker.purge(queue)  # messages an earlier experiment left would go to the workers first
+    env = dict(os.environ, WORKQUEUE_LAB_URL=broker.url, PYTHONUNBUFFERED="1")
+    log_dir = Path(tempfile.mkdtemp(prefix="workqueue-lab-"))
+    logs = [log_dir / f"terminal-{i}.txt" for i in range(1, workers + 1)]
+    procs = [subprocess.Popen([sys.executable, str(root / "worker.py")], env=env, stdout=log.open("w"),
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL) for log in logs]
+
+    def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while not condition() and time.monotonic() < deadline:
+            if any(p.poll() is not None for p in procs):
+                raise LabError("A worker.py exited early; it printed:\n" + "\n".join(log.read_text() for log in logs))
+            time.sleep(0.1)
+        return condition()
+
+    sent = []
+    try:
+        if not wait_for(lambda: _consumers(broker, queue) >= workers, 30):
+            raise LabError(f"The {workers} worker.py processes did not start consuming '{queue}' within 30 s; "
+                           "is RabbitMQ answering?")
+        if (count := _consumers(broker, queue)) > workers:
+            raise _own_worker_error(count - workers, queue)
+        for task in tasks:
+            done = subprocess.run([sys.executable, str(root / "new_task.py"), task], env=env, capture_output=True,
+                                  text=True, timeout=60, check=True, stdin=subprocess.DEVNULL)
+            sent.append(done.stdout.strip())
+        wait_for(lambda: sum(log.read_text().count("Done") for log in logs) >= len(sent),
+                 30 + 10 * settings.time_scale())
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        outputs = [log.read_text() for log in logs]
+        shutil.rmtree(log_dir, ignore_errors=True)
+    return TerminalRun(sent, outputs)
