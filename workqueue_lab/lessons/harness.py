@@ -227,14 +227,25 @@ def queue_counts(broker: Broker, queue: str, wait_for: tuple[int, int] | None = 
         time.sleep(0.2)
 
 
-def how_sampled(broker: Broker) -> str:
-    """How ``run.watch_queue()`` gets its counts from this broker, in words (what a notebook may claim)."""
+@dataclass(frozen=True)
+class Sampling:
+    """How ``run.watch_queue()`` gets its counts from a broker: in words, how often, and how long a state
+    must last to be sure to show in the samples."""
+
+    text: str
+    every: float
+    lasting: float
+
+
+def sampling(broker: Broker) -> Sampling:
+    """What a notebook may claim about ``run.watch_queue()`` on this broker (it mirrors how the run samples)."""
     if broker.kind in ("local", "private"):
-        return "ten times a second, from inside the RabbitMQ node (live counts)"
+        return Sampling("ten times a second, from inside the RabbitMQ node (live counts)", 0.1, 1.0)
     if broker.mgmt_url:
-        return ("every half second, from the management API, whose counts are refreshed only every 5 s "
-                "(a state shorter than that may never show)")
-    return "every half second, with a passive queue declare (ready only; this broker reports no unacked count)"
+        return Sampling("every half second, from the management API, whose counts are refreshed only every "
+                        "5 s (a state shorter than that may never show)", 0.5, 8.0)
+    return Sampling("every half second, with a passive queue declare (ready only: this broker reports no "
+                    "unacked count)", 0.5, 1.0)
 
 
 # --- notebook 02's exercise: the learner's ack callback, with a run that never waits silently ----------
