@@ -1,9 +1,10 @@
 """Every worked solution is run by a notebook, folded so that Run All does not show the answer.
 
 CI runs the notebooks (nbval), so a solution that some notebook's cell runs with ``%run`` is run in CI;
-one that no notebook runs would rot unseen.  The solution cells carry JupyterLab's
-``jupyter.source_hidden`` and ``outputs_hidden`` metadata: a learner who presses Run All sees a folded
-bar under the exercise, not the answer.  Reads the files only: no kernel, no broker.
+one that no notebook runs would rot unseen.  A solution cell starts with
+``%%capture solution``, so Run All shows nothing of the answer (``solution.show()`` does, on demand), and
+carries JupyterLab's ``jupyter.source_hidden`` metadata, so it shows as a folded bar.  (Not
+``outputs_hidden``: JupyterLab unfolds outputs when it runs a cell and drops the key on save.)  Reads the files only: no kernel, no broker.
 """
 
 from __future__ import annotations
@@ -34,9 +35,12 @@ def test_every_solution_file_is_run_by_some_notebook():
     assert solutions <= run, f"solutions no notebook runs (so CI never does): {sorted(solutions - run)}"
 
 
-def test_solution_cells_are_folded_with_their_answer():
+def test_solution_cells_are_folded_and_keep_their_answer_until_asked():
     cells = _solution_cells()
     assert cells
-    open_cells = [f"{name} cell {cell.get('id')}" for name, cell, _ in cells
-                  if cell.metadata.get("jupyter", {}) != {"source_hidden": True, "outputs_hidden": True}]
-    assert not open_cells, f"solution cells that show their code or answer after Run All: {open_cells}"
+    shown = [f"{name} cell {cell.get('id')}" for name, cell, _ in cells
+             if not cell.source.startswith("%%capture solution\n")]
+    assert not shown, f"solution cells that print their answer under the exercise on Run All: {shown}"
+    unfolded = [f"{name} cell {cell.get('id')}" for name, cell, _ in cells
+                if cell.metadata.get("jupyter", {}).get("source_hidden") is not True]
+    assert not unfolded, f"solution cells not folded (jupyter.source_hidden): {unfolded}"
