@@ -4,7 +4,8 @@ CI runs the notebooks (nbval), so a solution that some notebook's cell runs with
 one that no notebook runs would rot unseen.  A solution cell starts with
 ``%%capture solution``, so Run All shows nothing of the answer (``solution.show()`` does, on demand), and
 carries JupyterLab's ``jupyter.source_hidden`` metadata, so it shows as a folded bar.  (Not
-``outputs_hidden``: JupyterLab unfolds outputs when it runs a cell and drops the key on save.)  Reads the files only: no kernel, no broker.
+``outputs_hidden``: JupyterLab unfolds outputs when it runs a cell and drops the key on save.)
+Reads the files only: no kernel, no broker.
 """
 
 from __future__ import annotations
