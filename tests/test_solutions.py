@@ -46,11 +46,3 @@ def test_solution_cells_are_folded_and_keep_their_answer_until_asked():
                 if cell.metadata.get("jupyter", {}).get("source_hidden") is not True]
     assert not unfolded, f"solution cells not folded (jupyter.source_hidden): {unfolded}"
 
-
-def test_facts_table_shows_each_fact_in_text_and_html():
-    from workqueue_lab.views.tables import facts_table
-
-    table = facts_table({"RabbitMQ": "3.10.8", "management UI": None, "AMQP URL": "amqp://u:***@h/<v>"})
-    assert table.column("what") == ["RabbitMQ", "management UI", "AMQP URL"]
-    assert table.column("value") == ["3.10.8", "", "amqp://u:***@h/<v>"]
-    assert "3.10.8" in str(table) and "&lt;v&gt;" in table._repr_html_()
