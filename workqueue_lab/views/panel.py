@@ -5,7 +5,7 @@
     panel                       # shows the controls; "Run" runs a real experiment
     result = panel.run()        # the same from code (returns the RunResult)
 
-Controls: prefetch (0-50; 0 = unlimited), number of workers (1-6) with one speed
+Controls: prefetch (0-300; 0 = unlimited), number of workers (1-6) with one speed
 slider each, the task mix and count, and failures injected into worker 1.  A run
 uses the lab's own orchestration (``workqueue_lab.engine.run.Run``: declare, start
 every consumer, publish, wait, stop) on the kernel's main thread -- ipykernel calls
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Panel", "panel_callback", "MIXES", "FAILURES", "tasks_for"]
 
-MAX_PREFETCH = 50
+MAX_PREFETCH = 300  # RabbitMQ's guidance for throughput goes up to 100-300
 MAX_WORKERS = 6
 MAX_TASKS = 40
 
