@@ -271,7 +271,7 @@ def run_ack_exercise(callback: Callable, tasks, workers, prefetch: int = 0, ack:
         callback(ch, method, properties, body)
         returned.append(time.monotonic())
 
-    from ..broker.handle import find_broker
+    from ..broker.discovery import find_broker
 
     broker = broker or find_broker()
     broker.purge(settings.name("task_queue"))  # what a stopped attempt left behind is not this attempt's
