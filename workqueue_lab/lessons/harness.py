@@ -8,6 +8,7 @@ decide whether they are right and why not.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sys
 import time
@@ -321,12 +322,20 @@ def consumer_prefetch(broker: Broker, queue: str) -> list[int] | None:
     """
     import urllib.parse
 
-    proc = broker.ctl("list_consumers", "-q", "--no-table-headers", "queue_name", "prefetch_count")
+    from ..errors import LabError
+
+    proc = None
+    if broker.control.can("ctl"):
+        try:
+            proc = broker.control.ctl("list_consumers", "-q", "--no-table-headers", "queue_name", "prefetch_count")
+        except LabError as exc:  # the CLI failed: ask the management API instead
+            logger.debug("list_consumers: %s", exc)
     if proc is not None and proc.returncode == 0:
         counts = [int(f[1]) for f in (line.split() for line in proc.stdout.splitlines())
                   if len(f) == 2 and f[0] == queue and f[1].isdigit()]
         return sorted(counts)
-    data = broker.management_api(f"queues/%2F/{urllib.parse.quote(queue, safe='')}")
+    quote = functools.partial(urllib.parse.quote, safe="")
+    data = broker.management_api(f"queues/{quote(broker.vhost)}/{quote(queue)}")
     if isinstance(data, dict) and "consumer_details" in data:
         return sorted(int(c.get("prefetch_count", 0)) for c in data["consumer_details"])
     return None
