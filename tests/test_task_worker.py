@@ -164,8 +164,7 @@ def test_long_task_blocks_heartbeats_unless_threaded(workers, clean):
     assert {"mark": ">", "id": "1", "what": "received", "redelivered": "True"} in workers.lines(threaded)
     workers.procs[threaded].send_signal(signal.SIGTERM)
     assert workers.procs[threaded].wait(15) == 0
-    stats = clean.queue_stats(jobs)
-    assert (stats.ready, stats.unacked) == (0, 0)
+    assert wait_until(lambda: (clean.queue_stats(jobs).ready, clean.queue_stats(jobs).unacked) == (0, 0), timeout=10)
 
 
 def test_sigterm_while_threaded_task_runs_waits_for_its_ack(workers, clean):
@@ -176,7 +175,8 @@ def test_sigterm_while_threaded_task_runs_waits_for_its_ack(workers, clean):
     assert workers.procs[w].wait(15) == 0
     text = workers.text(w)
     assert "[x] Task 1 done, acked" in text and "Task 2" not in text
-    assert clean.queue_stats(settings.name("task_queue_jobs")).ready == 1  # task 2 waits for the next worker
+    # task 2 waits for the next worker
+    assert wait_until(lambda: clean.queue_stats(settings.name("task_queue_jobs")).ready == 1, timeout=10)
 
 
 def test_new_task_json_and_the_labs_topology_agree(clean):
@@ -189,7 +189,7 @@ def test_new_task_json_and_the_labs_topology_agree(clean):
         TASK_WORKER.declare(connection.channel())
     finally:
         connection.close()
-    assert clean.queue_stats(settings.name("task_queue_jobs")).ready == 1
+    assert wait_until(lambda: clean.queue_stats(settings.name("task_queue_jobs")).ready == 1, timeout=10)
     assert {q.name for q in TASK_WORKER.queues} == {"task_queue_jobs", "task_queue_dead"}
 
 
@@ -207,4 +207,4 @@ def test_task_hook_runs_the_learners_function(workers, clean, tmp_path):
     text = workers.text(w)
     assert "[x] Task 1 done, acked -> imported a.csv" in text
     assert "ValueError: row 3: not a number" in text
-    assert clean.queue_stats(settings.name("task_queue_dead")).ready == 1
+    assert wait_until(lambda: clean.queue_stats(settings.name("task_queue_dead")).ready == 1, timeout=10)
