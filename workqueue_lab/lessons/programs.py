@@ -131,6 +131,24 @@ class Programs:
     def start(self, *args: str, program: str = "task_worker.py", ready: str = "Waiting for",
               timeout: float = 30.0) -> int:
         """Start ``python <program> <args>`` in the checkout; wait until it prints ``ready``; its number."""
+        return self.start_many(1, *args, program=program, ready=ready, timeout=timeout)[0]
+
+    def start_many(self, count: int, *args: str, program: str = "task_worker.py", ready: str = "Waiting for",
+                   timeout: float = 30.0) -> list[int]:
+        """Start ``count`` copies at once (interpreters start in parallel); wait until each is ready."""
+        numbers = [self._launch(program, args) for _ in range(count)]
+        deadline = time.monotonic() + timeout
+        for number in numbers:
+            while ready not in self.text(number):
+                if self.procs[number - 1].poll() is not None or time.monotonic() > deadline:
+                    tail = self.text(number).strip().splitlines()[-1:] or ["(nothing)"]
+                    self.stop_all()
+                    raise LabError(f"{program} did not start (it printed {tail[0]!r}); run it in a terminal "
+                                   "to see why.")
+                time.sleep(0.05)
+        return numbers
+
+    def _launch(self, program: str, args: tuple[str, ...]) -> int:
         log = self.dir / f"worker{len(self.procs) + 1}.log"
         with log.open("w") as out:
             proc = subprocess.Popen([sys.executable, program, *args], cwd=ROOT, env=self.env, stdout=out,
@@ -138,15 +156,7 @@ class Programs:
         self.procs.append(proc)
         self.logs.append(log)
         self.ended.append(Ended())
-        number = len(self.procs)
-        deadline = time.monotonic() + timeout
-        while ready not in self.text(number):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = self.text(number).strip().splitlines()[-1:] or ["(nothing)"]
-                self.stop_all()
-                raise LabError(f"{program} did not start (it printed {tail[0]!r}); run it in a terminal to see why.")
-            time.sleep(0.05)
-        return number
+        return len(self.procs)
 
     def pid(self, number: int) -> int:
         return self.procs[number - 1].pid
