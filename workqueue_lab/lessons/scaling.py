@@ -51,6 +51,29 @@ def _timed(n: int) -> float:
     return time.perf_counter() - start
 
 
+def free_cores(seconds: float = 0.25) -> float:
+    """How many cores this machine gives us right now: the speed-up of one busy process per core, run
+    together, over one alone (about ``cpu_count`` on a quiet machine, near 1 when other programs hold
+    the cores).  Measured now, unlike the load average, which trails the last minute."""
+    import os
+    import subprocess
+    import sys
+
+    n = iterations_for(seconds)
+    code = f"from workqueue_lab.lessons.scaling import spin; spin({n})"
+    cores = os.cpu_count() or 1
+
+    def together(k: int) -> float:
+        start = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-c", code]) for _ in range(k)]
+        for proc in procs:
+            proc.wait()
+        return time.perf_counter() - start
+
+    one = min(together(1) for _ in range(2))
+    return round(cores * one / min(together(cores) for _ in range(2)), 2)
+
+
 def tasks(kind: str, count: int, seconds: float, iterations: int) -> list[str]:
     amount = f"{seconds:g}" if kind == SLEEP else str(iterations)
     return [f"Task {i} {kind} {amount}" for i in range(1, count + 1)]
