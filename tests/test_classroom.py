@@ -266,3 +266,20 @@ def test_two_learners_run_notebook_01_at_once_each_in_their_own_vhost(klass, tmp
     rows = wait_until(lambda: [r for r in classroom.status(ADMIN, klass[0]) if r.published == 5], timeout=20)
     assert [r.name for r in rows] == [p.name for p in people]
     assert all(r.connected for r in rows)
+
+
+# --- pure parts --------------------------------------------------------------------------------------------
+
+
+def test_names_and_what_a_bad_prefix_or_count_says():
+    assert classroom.names("class1", 3) == ["class1-01", "class1-02", "class1-03"]
+    assert classroom.names("c", 120)[-1] == "c-120"
+    with pytest.raises(LabError, match=r"--prefix 'my class' must start with a letter"):
+        classroom.names("my class", 2)
+    with pytest.raises(LabError, match=r"--learners 0 is out of range"):
+        classroom.names("class1", 0)
+
+
+def test_a_learner_shows_without_their_password():
+    person = classroom.Learner("class1-01", "s3cret-pw", "amqp://class1-01:s3cret-pw@h:5672/class1-01")
+    assert "s3cret-pw" not in repr(person) and "class1-01" in repr(person)

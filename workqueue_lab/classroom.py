@@ -20,7 +20,7 @@ import re
 import secrets
 import urllib.error
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .broker import management
@@ -43,8 +43,8 @@ class Learner:
     """One learner's user and vhost (same name) and the URL they set as WORKQUEUE_LAB_URL."""
 
     name: str
-    password: str
-    url: str
+    password: str = field(repr=False)  # a repr shows up in logs and notebooks: keep the secret out of it
+    url: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,8 @@ def create(admin_url: str, learners: int, prefix: str = "class1", sheet: Path | 
     wanted = names(prefix, learners)
     sheet = Path(sheet) if sheet else default_sheet(prefix)
     state = state_path(sheet)
+    if not sheet.parent.is_dir():
+        raise LabError(f"{sheet.parent} is not a directory; create it first or choose another --out.")
     for path in (sheet, state):
         if path.exists():
             raise LabError(f"{path} already exists; delete that class first or choose another --out.")
