@@ -132,6 +132,25 @@ def test_create_refuses_a_name_that_exists_and_makes_nothing(tmp_path, prefix):
     assert not (tmp_path / "c.txt").exists() and not classroom.state_path(tmp_path / "c.txt").exists()
 
 
+
+def test_a_create_that_fails_halfway_deletes_what_it_had_made(tmp_path, prefix, monkeypatch):
+    real, calls = classroom._create_one, []
+
+    def second_one_fails(*args):
+        calls.append(args[1])
+        if len(calls) == 2:
+            real(*args)  # the vhost and user are made, then the failure comes
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(classroom, "_create_one", second_one_fails)
+    with pytest.raises(KeyboardInterrupt):
+        classroom.create(ADMIN, 3, prefix, tmp_path / "c.txt")
+    assert calls == [f"{prefix}-01", f"{prefix}-02"]
+    for name in calls:
+        assert _http_code(ADMIN, f"users/{name}") == 404 and _http_code(ADMIN, f"vhosts/{name}") == 404
+    assert list(tmp_path.iterdir()) == []
+
 # --- the fence -----------------------------------------------------------------------------------------
 
 
