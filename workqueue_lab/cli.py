@@ -1,5 +1,5 @@
 """The `workqueue-lab` command: broker status|start|stop|reset, node start|stop|status|url|restart|kill,
-new-task, worker.
+new-task, worker, classroom create|status|delete.
 
 Errors a user can fix print one line and exit with status 1; no stack traces.
 """
@@ -170,6 +170,52 @@ def _flushing(callback):
     return wrapped
 
 
+def _classroom_create(args: argparse.Namespace) -> int:
+    from . import classroom
+
+    sheet, people = classroom.create(args.admin_url, args.learners, args.prefix, args.out, args.amqp_port)
+    span = people[0].name + (f" .. {people[-1].name}" if len(people) > 1 else "")
+    print(f"Created {len(people)} learners on {_masked(args.admin_url)}: a vhost and a user each ({span}), "
+          "permissions on their own vhost only.")
+    print(f"Credentials sheet (mode 600): {sheet}; what was made: {classroom.state_path(sheet)}")
+    return 0
+
+
+def _classroom_status(args: argparse.Namespace) -> int:
+    from . import classroom
+
+    rows = classroom.status(args.admin_url, _sheet(args))
+    print(f"{'learner':<16}{'connected':<11}{'connections':>12}{'published':>11}  queues (messages published)")
+    for r in rows:
+        queues = ", ".join(f"{q}={n}" for q, n in sorted(r.queues.items())) or "-"
+        print(f"{r.name:<16}{'yes' if r.connected else 'not yet':<11}{r.connections:>12}{r.published:>11}  {queues}")
+    print("connected: an open connection in the learner's vhost now, or any message published there (RabbitMQ "
+          "keeps no login history); counts are the management API's message_stats, refreshed every 5 s.")
+    return 0
+
+
+def _classroom_delete(args: argparse.Namespace) -> int:
+    from . import classroom
+
+    sheet = _sheet(args)
+    gone = classroom.delete(args.admin_url, sheet)
+    print("Deleted: " + (", ".join(gone) or "nothing"))
+    print(f"Removed {sheet} and {classroom.state_path(sheet)}.")
+    return 0
+
+
+def _sheet(args: argparse.Namespace):
+    from . import classroom
+
+    return args.out or classroom.default_sheet(args.prefix)
+
+
+def _masked(url: str) -> str:
+    from .broker.address import mask
+
+    return mask(url)
+
+
 def _prefetch(text: str) -> int:
     try:
         return int(text)
@@ -220,7 +266,29 @@ def build_parser() -> argparse.ArgumentParser:
     wk.add_argument("--queue", default=TASK_QUEUE)
     wk.add_argument("--prefetch", type=_prefetch, default=1)
     wk.set_defaults(func=_worker)
+
+    _add_classroom(sub)
     return p
+
+
+def _add_classroom(sub) -> None:
+    from pathlib import Path
+
+    cr = sub.add_parser("classroom", help="a class on one broker: a vhost and a user per learner")
+    csub = cr.add_subparsers(dest="action", required=True)
+    for name, func, help_ in (("create", _classroom_create, "create the learners and write the credentials sheet"),
+                              ("status", _classroom_status, "per learner: connected? tasks published?"),
+                              ("delete", _classroom_delete, "delete exactly what create made")):
+        sp = csub.add_parser(name, help=help_)
+        sp.add_argument("--admin-url", required=True, help="management API with an administrator's "
+                        "credentials, e.g. http://admin:pass@host:15672 (never printed)")
+        sp.add_argument("--prefix", default="class1", help="names: PREFIX-01, PREFIX-02, ... (default class1)")
+        sp.add_argument("--out", type=Path, default=None,
+                        help="the credentials sheet (default PREFIX-credentials.txt); its state file sits next to it")
+        if name == "create":
+            sp.add_argument("--learners", type=int, required=True, help="how many learners")
+            sp.add_argument("--amqp-port", type=int, default=5672, help="AMQP port in the learners' URLs")
+        sp.set_defaults(func=func)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
