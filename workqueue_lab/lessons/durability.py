@@ -101,7 +101,8 @@ def restart(broker: Broker) -> float:
 
 def _ours(broker: Broker) -> bool:
     """The lab's own private node, which nothing but the lab uses, and which it may therefore restart."""
-    return broker.kind == "private" and broker.control.can("restart")
+    # the lab may kill it only if it started it (a private node or its container), and nobody else uses those
+    return broker.control.can("kill") and broker.control.can("restart")
 
 
 @dataclass

@@ -240,7 +240,7 @@ class Sampling:
 
 def sampling(broker: Broker) -> Sampling:
     """What a notebook may claim about ``run.watch_queue()`` on this broker (it mirrors how the run samples)."""
-    if broker.kind in ("local", "private"):
+    if broker.control.can("stats"):  # what run.watch_queue() asks too: it samples inside the node
         return Sampling("ten times a second, from inside the RabbitMQ node (live counts)", 0.1, 1.0)
     if broker.mgmt_url:
         return Sampling("every half second, from the management API, whose counts are refreshed only every "
