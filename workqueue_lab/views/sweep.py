@@ -174,6 +174,7 @@ def _throughput_once(broker: Broker, prefetch: int, n: int, workers: int, timeou
     scenario = Scenario(tasks=(), workers=make_workers(workers), prefetch=prefetch, queue=SWEEP_QUEUE,
                         persistent=False)
     run = Run(callback, scenario, broker)
+    run.expect_waiting = n  # the backlog below is the run's own: no "already waiting" note about it
     _fill(broker, run.queue, n, durable=scenario.durable)
     try:
         run.start()  # returns once every worker's consumer is registered
