@@ -492,35 +492,47 @@ def plot_queue_depth(samples: Sequence[tuple[float, int, int]], ax=None,
     ``samples`` is a list of ``(t, ready, unacked)``.  Times are shown from the
     first sample, or from the first publish when the run's ``events`` are given
     (the samples must then use the event log's clock), so the picture lines up
-    with the timeline.
+    with the timeline.  On its own figure the two counts get a panel each, one above
+    the other on a shared time axis, so equal counts (2 ready, 2 unacked) stay two
+    visible lines; drawn into a given ``ax`` they share it, ready drawn a little above.
     """
     import numpy as np
 
     if ax is None:
-        fig = _new_figure(_WIDTH_IN, 3.2)
-        ax = fig.add_subplot()
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.grid(color="#e6e6e6", linewidth=0.8)
-    ax.set_axisbelow(True)
-    if title:
-        ax.set_title(title, loc="left", fontsize=11, color=_INK)
-    ax.set_ylabel("messages")
-    if not samples:
-        ax.text(0.5, 0.5, "no samples yet", transform=ax.transAxes, ha="center", va="center", color="#888888")
-        return ax.figure
-    data = np.array(sorted(samples), dtype=float)
-    if events is not None:
-        t0 = _origin(list(events))
-        ax.set_xlabel(XLABEL)
+        fig = _new_figure(_WIDTH_IN, 3.6)
+        axes = list(fig.subplots(2, 1, sharex=True))
     else:
-        t0 = data[0, 0]
-        ax.set_xlabel("seconds since the first sample")
+        axes = [ax]
+    for a in axes:
+        a.spines[["top", "right"]].set_visible(False)
+        a.grid(color="#e6e6e6", linewidth=0.8)
+        a.set_axisbelow(True)
+    if title:
+        axes[0].set_title(title, loc="left", fontsize=11, color=_INK)
+    if not samples:
+        axes[0].set_ylabel("messages")
+        axes[0].text(0.5, 0.5, "no samples yet", transform=axes[0].transAxes, ha="center", va="center",
+                     color="#888888")
+        return axes[0].figure
+    data = np.array(sorted(samples), dtype=float)
+    t0 = _origin(list(events)) if events is not None else data[0, 0]
+    axes[-1].set_xlabel(XLABEL if events is not None else "seconds since the first sample")
     t = data[:, 0] - t0
-    ax.plot(t, data[:, 1], drawstyle="steps-post", color="#4c78a8", linewidth=2, label="ready (waiting)")
-    ax.plot(t, data[:, 2], drawstyle="steps-post", color=_NACK, linewidth=2,
-            label="unacked (delivered, no ack yet)")
-    ax.fill_between(t, data[:, 2], step="post", color=_NACK, alpha=0.15, linewidth=0)
-    ax.set_ylim(0, max(data[:, 1:].max(), 1) * 1.15)
-    ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.legend(frameon=False, fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    return ax.figure
+    top = max(data[:, 1:].max(), 1) * 1.15
+    lines = (("ready (waiting)", data[:, 1], "#4c78a8", "queue-ready"),
+             ("unacked (delivered, no ack yet)", data[:, 2], _NACK, "queue-unacked"))
+    for i, (label, y, color, gid) in enumerate(lines):
+        a = axes[i] if len(axes) == 2 else axes[0]
+        if len(axes) == 1 and i == 0:
+            y = y + top * 0.015  # one axes: lift ready a hair so it cannot hide under an equal unacked
+        a.plot(t, y, drawstyle="steps-post", color=color, linewidth=2, label=label, gid=gid)
+        a.fill_between(t, y, step="post", color=color, alpha=0.15, linewidth=0)
+        a.set_ylim(0, top)
+        a.yaxis.get_major_locator().set_params(integer=True)
+        if len(axes) == 2:
+            a.set_ylabel(label.split(" (")[0], color=color, fontweight="bold")
+            a.text(1.0, 1.0, label, transform=a.transAxes, ha="right", va="bottom", fontsize=9, color=color)
+    if len(axes) == 1:
+        axes[0].set_ylabel("messages")
+        axes[0].legend(frameon=False, fontsize=9, loc="upper right")
+    return axes[0].figure

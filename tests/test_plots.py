@@ -1,0 +1,63 @@
+"""The plots show what the notebooks' text says (issue 16, item 6), on hand-made events: no broker.
+
+Each test saves its figure to artifacts/plots/<name>.png (git-ignored) for a person to look at, and
+asserts the property on the figure object itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workqueue_lab.record import events as ev
+from workqueue_lab.record.events import Event
+from workqueue_lab.views import timeline
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "plots"
+
+
+def save(fig, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    fig.savefig(ARTIFACTS / f"{name}.png", dpi=100)
+
+
+def E(t, kind, worker=None, task=None, tag=None, **kw):
+    return Event(t, kind, worker, task, tag, **kw)
+
+
+def one_after_another(n_tasks: int, workers: int = 2) -> list[Event]:
+    """``n_tasks`` one-second tasks taken in turn by ``workers`` workers."""
+    out = [E(0.0, ev.PUBLISH, task=i) for i in range(1, n_tasks + 1)]
+    for task in range(1, n_tasks + 1):
+        w = (task - 1) % workers + 1
+        start = 0.01 + (task - 1) // workers
+        out += [E(start, ev.DELIVER, w, task, task), E(start + 0.98, ev.ACK, w, task, task)]
+    return sorted(out, key=lambda e: e.t)
+
+
+# notebook 01: four tasks, two workers, prefetch 1 -> (ready, unacked) goes (0,0) (2,2) (1,2) (0,2) (0,1) (0,0)
+DEPTH = [(0.0, 0, 0), (0.1, 2, 2), (1.2, 1, 2), (2.2, 0, 2), (3.2, 0, 1), (4.2, 0, 0)]
+
+
+def test_queue_depth_draws_ready_and_unacked_where_equal_counts_stay_visible():
+    fig = timeline.plot_queue_depth(DEPTH, title="task_queue while four tasks are worked on")
+    save(fig, "queue-depth")
+    top, bottom = fig.axes
+    (ready,) = [ln for ln in top.get_lines() if ln.get_gid() == "queue-ready"]
+    (unacked,) = [ln for ln in bottom.get_lines() if ln.get_gid() == "queue-unacked"]
+    assert list(ready.get_ydata()) == [0, 2, 1, 0, 0, 0] and list(unacked.get_ydata()) == [0, 2, 2, 2, 1, 0]
+    assert ready.get_drawstyle() == unacked.get_drawstyle() == "steps-post"
+    assert top.get_shared_x_axes().joined(top, bottom)  # one time axis for both
+    assert top.get_ylabel() == "ready" and bottom.get_ylabel() == "unacked"
+
+
+def test_queue_depth_in_one_given_axes_lifts_ready_off_an_equal_unacked():
+    fig = timeline.plot_queue_depth([(0.0, 0, 0)])  # any figure, for its canvas
+    fig.clear()
+    ax = fig.add_subplot()
+    timeline.plot_queue_depth(DEPTH, ax=ax)
+    save(fig, "queue-depth-one-axes")
+    ready, unacked = (next(ln for ln in ax.get_lines() if ln.get_gid() == gid)
+                      for gid in ("queue-ready", "queue-unacked"))
+    assert ready.get_ydata()[1] > unacked.get_ydata()[1]  # both are 2 messages, yet two lines
+
+
