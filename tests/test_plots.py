@@ -61,3 +61,32 @@ def test_queue_depth_in_one_given_axes_lifts_ready_off_an_equal_unacked():
     assert ready.get_ydata()[1] > unacked.get_ydata()[1]  # both are 2 messages, yet two lines
 
 
+def legend_inside(fig, ax) -> None:
+    fig.canvas.draw()
+    box = ax.get_legend().get_window_extent()
+    figure = fig.bbox
+    assert figure.x0 <= box.x0 and box.x1 <= figure.x1 and figure.y0 <= box.y0 and box.y1 <= figure.y1, box
+    axes = ax.get_window_extent()
+    assert axes.x0 <= (box.x0 + box.x1) / 2 <= axes.x1  # under the bars, not off to one side
+
+
+def test_tasks_per_worker_counts_tasks_done_and_keeps_its_legend_on_the_figure():
+    fig = timeline.plot_distribution(one_after_another(4))
+    save(fig, "tasks-per-worker")
+    (ax,) = fig.axes
+    assert ax.get_ylabel() == "tasks done"
+    legend_inside(fig, ax)
+
+
+def test_tasks_per_worker_with_failed_deliveries_says_it_counts_deliveries():
+    events = one_after_another(4) + [E(4.5, ev.DELIVER, 1, 5, 9), E(4.9, ev.CRASH, 1),
+                                     E(5.0, ev.DELIVER, 2, 5, 10, redelivered=True), E(5.5, ev.ACK, 2, 5, 10),
+                                     E(0.0, ev.PUBLISH, task=5)]
+    fig = timeline.plot_distribution(sorted(events, key=lambda e: e.t))
+    save(fig, "tasks-per-worker-failed")
+    (ax,) = fig.axes
+    assert ax.get_ylabel() == "deliveries (done or failed)"
+    assert "lost in a crash / timeout" in [t.get_text() for t in ax.get_legend().get_texts()]
+    legend_inside(fig, ax)
+
+

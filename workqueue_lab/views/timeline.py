@@ -433,7 +433,7 @@ def plot_distribution(events: Iterable[ev.Event], ax=None, title: str | None = "
     atts = ev.attempts(evs)
     workers = _workers(evs)
     if ax is None:
-        fig = _new_figure(min(3.6 + 0.85 * max(len(workers), 2), _WIDTH_IN + 1), 3.4)
+        fig = _new_figure(min(3.2 + 0.85 * max(len(workers), 2), _WIDTH_IN + 1), 3.8)
         ax = fig.add_subplot()
     ax.spines[["top", "right"]].set_visible(False)
     ax.grid(axis="y", color="#e6e6e6", linewidth=0.8)
@@ -477,11 +477,13 @@ def plot_distribution(events: Iterable[ev.Event], ax=None, title: str | None = "
             ax.annotate(text, (xi, top), xytext=(0, 3), textcoords="offset points", ha="center",
                         va="bottom", fontsize=8, color=_INK)
     ax.set_xticks(x, [f"worker {w}" for w in workers])
-    ax.set_ylabel("attempts")
+    # What the bars count: tasks done, and when some deliveries failed, those too (one per delivery).
+    ax.set_ylabel("tasks done" if bottom.sum() == done.sum() else "deliveries (done or failed)")
     ax.set_ylim(0, max(bottom.max(), 1) * 1.25)
     ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-              borderaxespad=0)
+    # Under the plot, centred on it: beside it, the legend pushed the bars into the left half of the figure.
+    ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12),
+              ncols=min(len(handles), 2), borderaxespad=0, columnspacing=1.2)
     return ax.figure
 
 
