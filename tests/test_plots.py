@@ -6,7 +6,10 @@ asserts the property on the figure object itself.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
+
+import numpy as np
 
 from workqueue_lab.record import events as ev
 from workqueue_lab.record.events import Event
@@ -88,5 +91,30 @@ def test_tasks_per_worker_with_failed_deliveries_says_it_counts_deliveries():
     assert ax.get_ylabel() == "deliveries (done or failed)"
     assert "lost in a crash / timeout" in [t.get_text() for t in ax.get_legend().get_texts()]
     legend_inside(fig, ax)
+
+
+def bar_colours(fig) -> dict[int, tuple]:
+    """Task -> the face colour of its bar(s) on the timeline (each task once here)."""
+    (ax,) = fig.axes
+    (bars,) = [c for c in ax.collections if c.get_gid() == "attempts"]
+    labels = [int(t.get_text()) for t in ax.texts]  # bar labels, in attempt order
+    return {task: tuple(np.round(c, 4)) for task, c in zip(labels, bars.get_facecolors(), strict=True)}
+
+
+def test_twelve_tasks_get_twelve_colours():
+    fig = timeline.plot_timeline(one_after_another(12), title="12 tasks: no colour twice")
+    save(fig, "timeline-12-tasks")
+    colours = bar_colours(fig)
+    assert sorted(colours) == list(range(1, 13))
+    assert len(set(colours.values())) == 12
+    closest = min(np.abs(np.subtract(a, b)).max() for a, b in itertools.combinations(colours.values(), 2))
+    assert closest > 0.04, closest  # not merely unequal: told apart by eye (4% of a channel at least)
+
+
+def test_forty_tasks_get_forty_colours_and_eight_keep_the_old_palette():
+    pal, _ = timeline._palette(40)
+    assert len({tuple(np.round(c, 4)) for c in pal}) == 40
+    assert timeline.task_color(9, 12) != timeline.task_color(1, 12)
+    assert timeline.task_color(1, 8) == timeline.task_color(1)  # runs of up to 8 tasks look as before
 
 

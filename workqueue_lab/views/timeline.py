@@ -22,7 +22,8 @@ does; end the line with ``;`` then.
 
 Marks on the timeline (the legend lists only those present)
 -----------------------------------------------------------
-* bar: one attempt, coloured by task (same task, same colour on every worker; 8 colours cycle)
+* bar: one attempt, coloured by task (same task, same colour on every worker; no two tasks of a run
+  share a colour: up to 8 tasks from Tableau 10, more from evenly spaced hues)
 * hatched bar: a redelivered attempt (the label reads ``↻ 3``); past 300 of them, a dark top
   strip instead, because hatching is slow
 * faint bar with a dashed edge: still open at the end of the log (never acked)
@@ -52,7 +53,7 @@ ARRIVAL_LANES = (
 )
 
 # Task colours: Tableau 10 without its red and orange (kept for crash and nack marks), lightened so
-# black labels stay readable.  They cycle every 8 tasks.
+# black labels stay readable.  A run with more tasks gets one hue per task instead (see _palette).
 _TASK_COLORS = ("#4e79a7", "#edc948", "#59a14f", "#b07aa1", "#76b7b2", "#ff9da7", "#9c755f", "#bab0ac")
 _UNKNOWN_TASK = "#dcdcdc"
 _NACK = "#f28e2b"
@@ -100,18 +101,43 @@ def __getattr__(name: str):  # LabFigure is created on first use, so importing s
     raise AttributeError(name)
 
 
-def _palette():
-    import numpy as np
-    from matplotlib.colors import to_rgba_array
+def _palette(n_tasks: int = len(_TASK_COLORS)):
+    """(colours, unknown): row ``task - 1`` is task ``task``'s RGBA colour; no two of ``n_tasks`` rows alike.
 
-    base = to_rgba_array(_TASK_COLORS)
+    Up to 8 tasks: Tableau 10 without red and orange.  More: ``n_tasks`` hues evenly spaced from yellow
+    round to pink (skipping the reds and oranges the crash and nack marks use), handed out in a stride
+    order so consecutive task numbers get far-apart hues, with two alternating shades.
+    """
+    import math
+
+    import numpy as np
+    from matplotlib.colors import hsv_to_rgb, to_rgba_array
+
+    if n_tasks <= len(_TASK_COLORS):
+        base = to_rgba_array(_TASK_COLORS)
+    else:
+        stride = round(n_tasks * 0.382)  # ~ the golden ratio: neighbours land far apart on the hue circle
+        while math.gcd(stride, n_tasks) != 1:
+            stride += 1
+        slot = (np.arange(n_tasks) * stride) % n_tasks
+        hsv = np.empty((n_tasks, 3))
+        hsv[:, 0] = (50 + 270 * slot / (n_tasks - 1)) / 360
+        hsv[:, 1] = np.where(np.arange(n_tasks) % 2, 0.75, 0.55)
+        hsv[:, 2] = np.where(np.arange(n_tasks) % 2, 0.62, 0.85)
+        base = np.ones((n_tasks, 4))
+        base[:, :3] = hsv_to_rgb(hsv)
     base[:, :3] = base[:, :3] * 0.7 + 0.3  # toward white
     return base, np.array(to_rgba_array(_UNKNOWN_TASK)[0])
 
 
-def task_color(task: int | None):
-    """The RGBA colour a task gets on every picture (cycles every 8 tasks)."""
-    pal, unknown = _palette()
+def _task_count(evs: Sequence[ev.Event]) -> int:
+    """The highest task number in the log: how many colours its tasks need."""
+    return max((e.task for e in evs if e.task is not None), default=0)
+
+
+def task_color(task: int | None, n_tasks: int = len(_TASK_COLORS)):
+    """The RGBA colour ``task`` gets on every picture of a run with ``n_tasks`` tasks (each task its own)."""
+    pal, unknown = _palette(n_tasks)
     return tuple(unknown) if task is None else tuple(pal[(task - 1) % len(pal)])
 
 
@@ -205,7 +231,7 @@ def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_ax
     n = len(atts)
     dense = n > _DENSE
     if n:
-        pal, unknown = _palette()
+        pal, unknown = _palette(_task_count(evs))
         table = np.array([(a.start, t_end if a.end is None else a.end, lanes[a.worker],
                            0 if a.task is None else a.task, a.redelivered, a.end is None) for a in atts],
                          dtype=float)
@@ -322,7 +348,8 @@ def _draw_arrivals(ax, evs, kind, y_lane, t0, t_end, legend, marker, gid, max_la
 
     here = [e for e in evs if e.kind == kind]
     x = np.array([e.t - t0 for e in here])
-    colors = np.array([task_color(e.task) for e in here])
+    pal, unknown = _palette(_task_count(evs))
+    colors = np.array([unknown if e.task is None else pal[(e.task - 1) % len(pal)] for e in here])
     colors[:, :3] *= 0.85
     if kind == ev.RETRY_WAIT:
         ends = np.array(_next_deliveries(evs, here), dtype=float)
