@@ -7,13 +7,14 @@ asserts the property on the figure object itself.
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 import numpy as np
 
 from workqueue_lab.record import events as ev
 from workqueue_lab.record.events import Event
-from workqueue_lab.views import timeline
+from workqueue_lab.views import sweep, timeline
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "plots"
 
@@ -118,3 +119,20 @@ def test_forty_tasks_get_forty_colours_and_eight_keep_the_old_palette():
     assert timeline.task_color(1, 8) == timeline.task_color(1)  # runs of up to 8 tasks look as before
 
 
+def label_texts(ax) -> list[str]:
+    return [t.get_text() for t in ax.texts]
+
+
+def test_makespan_and_throughput_labels_use_one_format_each():
+    makespan = sweep.Sweep("makespan", "work seconds",
+                           points=[sweep.Point(p, v, {1: 4, 2: 4}, v) for p, v in ((1, 7.01), (2, 7.0), (4, 9.5),
+                                                                                  (0, 12.25))])
+    fast = sweep.Sweep("throughput", "messages/s",
+                       points=[sweep.Point(p, v, {1: 300, 2: 300}, 1.0) for p, v in ((1, 950.4), (10, 4200.0),
+                                                                                    (0, 6100.7))])
+    fig = sweep.plot_sweeps(fast, makespan)
+    save(fig, "sweeps")
+    throughput_ax, makespan_ax = fig.axes
+    assert label_texts(makespan_ax) == ["7.01", "7.00", "9.50", "12.25"]
+    assert all(re.fullmatch(r"\d+\.\d\d", t) for t in label_texts(makespan_ax))
+    assert label_texts(throughput_ax) == ["950", "4,200", "6,101"]
