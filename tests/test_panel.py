@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
+import numpy as np
 import pytest
 import traitlets
 from helpers import lab_threads
+from PIL import Image
 
 import workqueue_lab as lab
 from workqueue_lab.record import events as ev
@@ -154,3 +158,31 @@ def test_a_broken_broker_is_one_line_in_the_panel(fast):
     assert panel.last_result is None and not panel.run_button.disabled
     with pytest.raises(lab.LabError):
         panel.run()
+
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "plots"
+
+
+def test_a_rerun_keeps_the_last_timeline_and_table_in_place_dimmed(clean, fast):
+    panel = lab_panel.Panel(clean)
+    panel.count.value = 6
+    panel.run_button.click()
+    first_png, first_table = bytes(panel.timeline.value), panel.table.value
+    seen = []  # what the page showed at each progress step of the second run
+
+    def look(change):
+        seen.append((panel.timeline.layout.display, bytes(panel.timeline.value), panel.table.value))
+
+    panel.progress.observe(look, names="value")
+    panel.run_button.click()
+    assert panel.last_error is None and seen
+    for display, png, table in seen:
+        assert display != "none" and png.startswith(b"\x89PNG") and png != first_png
+        assert table == f'<div style="opacity:{lab_panel.STALE_OPACITY}">{first_table}</div>'
+    dimmed = seen[0][1]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "panel-timeline-during-a-run.png").write_bytes(dimmed)
+    with Image.open(io.BytesIO(first_png)) as old, Image.open(io.BytesIO(dimmed)) as faded:
+        assert faded.size == old.size  # same place, same size: the page does not jump
+        assert np.asarray(faded.convert("L")).min() > np.asarray(old.convert("L")).min() + 60  # ink faded
+    assert bytes(panel.timeline.value) != dimmed and "opacity" not in panel.table.value  # the new run, sharp

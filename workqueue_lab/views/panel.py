@@ -39,6 +39,7 @@ __all__ = ["Panel", "panel_callback", "MIXES", "FAILURES", "tasks_for"]
 MAX_PREFETCH = 50
 MAX_WORKERS = 6
 MAX_TASKS = 40
+STALE_OPACITY = 0.4  # the last run's timeline and table while the next run goes
 
 # Task mixes: seconds of work (dots) for task i of n.
 MIXES = {
@@ -136,6 +137,7 @@ class Panel:
         self.timeline.add_class("wql-timeline")
         self.table = W.HTML()
         self.table.add_class("wql-table")
+        self._png, self._table_html = b"", ""  # the last run's pictures, undimmed
 
         self._rebuild_speeds()
         self.workers.observe(lambda change: self._rebuild_speeds(), names="value")
@@ -216,6 +218,13 @@ class Panel:
             self.run_button.disabled = False
         return result
 
+    def _dim(self) -> None:
+        """While a run goes, the last timeline and table stay where they are, faded: the page does not jump."""
+        if self.timeline.value:
+            self.timeline.value = _faded_png(self._png)
+        if self.table.value:
+            self.table.value = f'<div style="opacity:{STALE_OPACITY}">{self._table_html}</div>'
+
     def _show(self, result: RunResult) -> None:
         from .tables import summary_table
         from .timeline import plot_timeline
@@ -227,9 +236,11 @@ class Panel:
         fig = plot_timeline(events, title=f"prefetch={result.scenario.prefetch}  ·  {_default_title(events)}")
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90)
-        self.timeline.value = buf.getvalue()
+        self._png = buf.getvalue()
+        self.timeline.value = self._png
         self.timeline.layout.display = ""
-        self.table.value = summary_table(events)._repr_html_()
+        self._table_html = summary_table(events)._repr_html_()
+        self.table.value = self._table_html
 
     # --- showing the panel --------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs):
@@ -245,11 +256,10 @@ class _PanelProgress:
         self.panel, self.total = panel, total
         self.began = time.monotonic()
         self._last_draw = float("-inf")
+        panel._dim()  # first: the old pictures fade before anything of the new run shows
         panel.progress.max = total
         panel.progress.value = 0
         panel.progress.bar_style = "info"
-        panel.timeline.layout.display = "none"
-        panel.table.value = ""
 
     def update(self, state: RunState, force: bool = False) -> None:
         now = time.monotonic()
@@ -268,6 +278,18 @@ class _PanelProgress:
 def _progress_text(state: RunState, settled: int, total: int, elapsed: float) -> str:
     who = ", ".join(f"w{w}: {n}" for w, n in sorted(state.done_by_worker.items()) if n)
     return f"{settled}/{total} settled" + (f" ({who})" if who else "") + f" · {elapsed:.1f} s"
+
+
+def _faded_png(png: bytes) -> bytes:
+    """``png`` blended toward white (the last run's timeline while the next one runs)."""
+    from PIL import Image  # matplotlib's own dependency
+
+    with Image.open(io.BytesIO(png)) as img:
+        rgba = img.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, "white")
+    buf = io.BytesIO()
+    Image.blend(white, rgba, STALE_OPACITY).save(buf, format="png")
+    return buf.getvalue()
 
 
 def _headline(result: RunResult) -> str:
