@@ -163,6 +163,16 @@ def test_a_broken_broker_is_one_line_in_the_panel(fast):
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "plots"
 
 
+def test_an_active_failure_toggle_looks_active():
+    panel = lab_panel.Panel()
+    crash, slow = panel.failures["crash"], panel.failures["slow"]
+    crash.value = True
+    assert (crash.button_style, crash.icon) == ("danger", "exclamation-triangle")
+    assert (slow.button_style, slow.icon) == ("", "")  # an inactive one stays plain
+    crash.value = False
+    assert (crash.button_style, crash.icon) == ("", "")
+
+
 def test_a_rerun_keeps_the_last_timeline_and_table_in_place_dimmed(clean, fast):
     panel = lab_panel.Panel(clean)
     panel.count.value = 6

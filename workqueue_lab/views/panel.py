@@ -126,6 +126,7 @@ class Panel:
                          for name, text in FAILURES.items()}
         for name, button in self.failures.items():
             button.add_class(f"wql-fault-{name}")
+            button.observe(lambda change, b=button: _style_toggle(b), names="value")
         self.run_button = W.Button(description="Run", button_style="primary", icon="play",
                                    tooltip="run these settings against RabbitMQ")
         self.run_button.add_class("wql-run")
@@ -278,6 +279,12 @@ class _PanelProgress:
 def _progress_text(state: RunState, settled: int, total: int, elapsed: float) -> str:
     who = ", ".join(f"w{w}: {n}" for w, n in sorted(state.done_by_worker.items()) if n)
     return f"{settled}/{total} settled" + (f" ({who})" if who else "") + f" · {elapsed:.1f} s"
+
+
+def _style_toggle(button: W.ToggleButton) -> None:
+    """An active failure toggle is red with a warning icon; an inactive one is plain."""
+    button.button_style = "danger" if button.value else ""
+    button.icon = "exclamation-triangle" if button.value else ""
 
 
 def _faded_png(png: bytes) -> bytes:
