@@ -15,6 +15,7 @@ from helpers import lab_threads
 from PIL import Image
 
 import workqueue_lab as lab
+from workqueue_lab.engine.run import RunResult
 from workqueue_lab.record import events as ev
 from workqueue_lab.views import panel as lab_panel
 
@@ -144,6 +145,9 @@ def test_failure_toggles_reach_worker_1(clean, fast, failure, check):
     assert not result.lost and not result.timed_out
     expected = 7 if failure == "poison" else 6
     assert len(result.published) == expected
+    assert "w1: " in panel.status.value and "w2: " in panel.status.value  # every worker, even one with 0 tasks
+    if failure == "crash":
+        assert "w1 crashed 1×, restarted 1×" in panel.status.value, panel.status.value
 
 
 def test_a_broken_broker_is_one_line_in_the_panel(fast):
@@ -171,6 +175,20 @@ def test_an_active_failure_toggle_looks_active():
     assert (slow.button_style, slow.icon) == ("", "")  # an inactive one stays plain
     crash.value = False
     assert (crash.button_style, crash.icon) == ("", "")
+
+
+def test_the_status_line_keeps_a_crashed_worker_and_says_it_restarted():
+    panel = lab_panel.Panel()
+    panel.failures["crash"].value = True
+    scenario = panel.scenario()
+    E = ev.Event
+    events = [E(0.0, ev.PUBLISH, task=1), E(0.0, ev.PUBLISH, task=2), E(0.0, ev.READY, 1), E(0.0, ev.READY, 2),
+              E(0.1, ev.DELIVER, 1, 1, 1), E(0.1, ev.DELIVER, 2, 2, 1), E(0.5, ev.CRASH, 1),
+              E(0.6, ev.RESTART, 1), E(1.1, ev.ACK, 2, 2, 1), E(1.1, ev.DELIVER, 2, 1, 2, redelivered=True),
+              E(2.1, ev.ACK, 2, 1, 2)]
+    line = lab_panel._headline(RunResult(events, scenario))
+    assert "tasks per worker w1: 0, w2: 2" in line and "w1 crashed 1×, restarted 1×" in line, line
+    assert "is restarted" in panel.failures["crash"].tooltip  # what the toggle promised, the line confirms
 
 
 def test_a_rerun_keeps_the_last_timeline_and_table_in_place_dimmed(clean, fast):

@@ -51,7 +51,7 @@ MIXES = {
 
 # What each failure toggle does to worker 1 (poison adds a message instead).
 FAILURES = {
-    "crash": "worker 1 dies in the middle of its first task and is restarted (no ack: redelivered)",
+    "crash": "worker 1 dies in the middle of its first task (no ack: the task is redelivered) and is restarted",
     "exception": "worker 1's first two tasks raise; the callback nacks them with requeue=True",
     "hang": "worker 1's first task takes 10 s",
     "slow": "every task on worker 1 takes 3 times longer",
@@ -300,9 +300,15 @@ def _faded_png(png: bytes) -> bytes:
 
 
 def _headline(result: RunResult) -> str:
-    per_worker = {w: len(t) for w, t in result.tasks_by_worker().items()}
+    # every worker of the scenario, a crashed one with 0 tasks included, so the line matches the controls
+    per_worker = {w: 0 for w in range(1, len(result.scenario.workers) + 1)}
+    per_worker.update({w: len(t) for w, t in result.tasks_by_worker().items()})
     parts = [f"makespan {result.makespan():.2f} s",
              "tasks per worker " + ", ".join(f"w{w}: {n}" for w, n in sorted(per_worker.items()))]
+    for w in sorted({e.worker for e in result.of_kind(ev.CRASH)}):
+        crashes = sum(1 for e in result.of_kind(ev.CRASH) if e.worker == w)
+        restarts = sum(1 for e in result.of_kind(ev.RESTART) if e.worker == w)
+        parts.append(f"w{w} crashed {crashes}×" + (f", restarted {restarts}×" if restarts else ", not restarted"))
     if result.redelivered:
         parts.append(f"{len(result.redelivered)} redelivered")
     dropped = sum(1 for e in result.of_kind(ev.NACK, ev.REJECT) if e.requeue is False)
