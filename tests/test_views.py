@@ -189,8 +189,8 @@ def test_distribution_and_queue_depth_draw():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["worker 1", "worker 2"]
     assert [p.get_height() for p in ax.patches[:2]] == [3, 1]  # completed per worker
     fig = timeline.plot_queue_depth([(0.0, 4, 0), (0.5, 2, 2), (1.0, 0, 1), (1.5, 0, 0)])
-    assert [line.get_label() for line in fig.axes[0].lines] == ["ready (waiting)",
-                                                                "unacked (delivered, no ack yet)"]
+    assert [line.get_label() for ax in fig.axes for line in ax.lines] == ["ready (waiting)",
+                                                                          "unacked (delivered, no ack yet)"]
     for fig in (timeline.plot_distribution([]), timeline.plot_queue_depth([])):
         fig.savefig(io.BytesIO(), format="png")
 

@@ -17,6 +17,7 @@ import contextlib
 import functools
 import logging
 import signal as signals
+import textwrap
 import threading
 import time
 import uuid
@@ -47,6 +48,7 @@ logger = logging.getLogger(__name__)
 # (its workers no longer hold the Run, so a weak set would forget runs whose workers still consume).
 _live: set[Run] = set()
 _live_lock = threading.Lock()
+NOTE_WIDTH = 80  # columns of a printed note: fits a JupyterLab output area beside the file browser
 
 
 def stop_all() -> int:
@@ -169,6 +171,10 @@ class Run:
         """SIGKILL worker process ``worker_id``: it dies mid-task, as a process does on a power cut."""
         self.signal(worker_id, signals.SIGKILL)
 
+    # Messages the caller put in the queue for this run before starting it (the throughput sweep fills the
+    # queue first, so its workers start on a backlog): declare() notes only messages beyond these.
+    expect_waiting = 0
+
     def declare(self) -> None:
         """Declare the run's topology (by default the lesson's queue: durable, no arguments), then tap its
         dead-letter, retry and parking queues so what reaches them is recorded."""
@@ -177,9 +183,14 @@ class Run:
         for kind, name in self.topology.names():
             self.broker.remember(kind, name)
         self.waiting_before = counts[self.queue]
-        if self.waiting_before and self._next_id == 1:  # not ours: say what the workers will also take
-            print(f"Note: {self.waiting_before} message(s) were already waiting in '{self.queue}' (an earlier "
-                  "run or another program); this run's workers take them too. lab.reset() empties the queue.")
+        strangers = self.waiting_before - self.expect_waiting
+        if strangers > 0 and self._next_id == 1:  # not ours: say what the workers will also take
+            besides = f", besides the {self.expect_waiting} this run put there" if self.expect_waiting else ""
+            # Wrapped at words here: JupyterLab breaks a long output line anywhere, even mid-word.
+            print(textwrap.fill(
+                f"Note: {strangers} message(s) were already waiting in '{self.queue}' (an earlier run or another "
+                f"program){besides}; this run's workers take them too. lab.reset() empties the queue.",
+                width=NOTE_WIDTH, break_long_words=False, break_on_hyphens=False))
         self._start_taps()
 
     def _start_taps(self) -> None:

@@ -39,6 +39,7 @@ __all__ = ["Panel", "panel_callback", "MIXES", "FAILURES", "tasks_for"]
 MAX_PREFETCH = 300  # RabbitMQ's guidance for throughput goes up to 100-300
 MAX_WORKERS = 6
 MAX_TASKS = 40
+STALE_OPACITY = 0.4  # the last run's timeline and table while the next run goes
 
 # Task mixes: seconds of work (dots) for task i of n.
 MIXES = {
@@ -50,7 +51,7 @@ MIXES = {
 
 # What each failure toggle does to worker 1 (poison adds a message instead).
 FAILURES = {
-    "crash": "worker 1 dies in the middle of its first task and is restarted (no ack: redelivered)",
+    "crash": "worker 1 dies in the middle of its first task (no ack: the task is redelivered) and is restarted",
     "exception": "worker 1's first two tasks raise; the callback nacks them with requeue=True",
     "hang": "worker 1's first task takes 10 s",
     "slow": "every task on worker 1 takes 3 times longer",
@@ -125,6 +126,7 @@ class Panel:
                          for name, text in FAILURES.items()}
         for name, button in self.failures.items():
             button.add_class(f"wql-fault-{name}")
+            button.observe(lambda change, b=button: _style_toggle(b), names="value")
         self.run_button = W.Button(description="Run", button_style="primary", icon="play",
                                    tooltip="run these settings against RabbitMQ")
         self.run_button.add_class("wql-run")
@@ -136,6 +138,7 @@ class Panel:
         self.timeline.add_class("wql-timeline")
         self.table = W.HTML()
         self.table.add_class("wql-table")
+        self._png, self._table_html = b"", ""  # the last run's pictures, undimmed
 
         self._rebuild_speeds()
         self.workers.observe(lambda change: self._rebuild_speeds(), names="value")
@@ -216,6 +219,13 @@ class Panel:
             self.run_button.disabled = False
         return result
 
+    def _dim(self) -> None:
+        """While a run goes, the last timeline and table stay where they are, faded: the page does not jump."""
+        if self.timeline.value:
+            self.timeline.value = _faded_png(self._png)
+        if self.table.value:
+            self.table.value = f'<div style="opacity:{STALE_OPACITY}">{self._table_html}</div>'
+
     def _show(self, result: RunResult) -> None:
         from .tables import summary_table
         from .timeline import plot_timeline
@@ -227,9 +237,11 @@ class Panel:
         fig = plot_timeline(events, title=f"prefetch={result.scenario.prefetch}  ·  {_default_title(events)}")
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90)
-        self.timeline.value = buf.getvalue()
+        self._png = buf.getvalue()
+        self.timeline.value = self._png
         self.timeline.layout.display = ""
-        self.table.value = summary_table(events)._repr_html_()
+        self._table_html = summary_table(events)._repr_html_()
+        self.table.value = self._table_html
 
     # --- showing the panel --------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs):
@@ -245,11 +257,10 @@ class _PanelProgress:
         self.panel, self.total = panel, total
         self.began = time.monotonic()
         self._last_draw = float("-inf")
+        panel._dim()  # first: the old pictures fade before anything of the new run shows
         panel.progress.max = total
         panel.progress.value = 0
         panel.progress.bar_style = "info"
-        panel.timeline.layout.display = "none"
-        panel.table.value = ""
 
     def update(self, state: RunState, force: bool = False) -> None:
         now = time.monotonic()
@@ -270,10 +281,34 @@ def _progress_text(state: RunState, settled: int, total: int, elapsed: float) ->
     return f"{settled}/{total} settled" + (f" ({who})" if who else "") + f" · {elapsed:.1f} s"
 
 
+def _style_toggle(button: W.ToggleButton) -> None:
+    """An active failure toggle is red with a warning icon; an inactive one is plain."""
+    button.button_style = "danger" if button.value else ""
+    button.icon = "exclamation-triangle" if button.value else ""
+
+
+def _faded_png(png: bytes) -> bytes:
+    """``png`` blended toward white (the last run's timeline while the next one runs)."""
+    from PIL import Image  # matplotlib's own dependency
+
+    with Image.open(io.BytesIO(png)) as img:
+        rgba = img.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, "white")
+    buf = io.BytesIO()
+    Image.blend(white, rgba, STALE_OPACITY).save(buf, format="png")
+    return buf.getvalue()
+
+
 def _headline(result: RunResult) -> str:
-    per_worker = {w: len(t) for w, t in result.tasks_by_worker().items()}
+    # every worker of the scenario, a crashed one with 0 tasks included, so the line matches the controls
+    per_worker = {w: 0 for w in range(1, len(result.scenario.workers) + 1)}
+    per_worker.update({w: len(t) for w, t in result.tasks_by_worker().items()})
     parts = [f"makespan {result.makespan():.2f} s",
              "tasks per worker " + ", ".join(f"w{w}: {n}" for w, n in sorted(per_worker.items()))]
+    for w in sorted({e.worker for e in result.of_kind(ev.CRASH)}):
+        crashes = sum(1 for e in result.of_kind(ev.CRASH) if e.worker == w)
+        restarts = sum(1 for e in result.of_kind(ev.RESTART) if e.worker == w)
+        parts.append(f"w{w} crashed {crashes}×" + (f", restarted {restarts}×" if restarts else ", not restarted"))
     if result.redelivered:
         parts.append(f"{len(result.redelivered)} redelivered")
     dropped = sum(1 for e in result.of_kind(ev.NACK, ev.REJECT) if e.requeue is False)
