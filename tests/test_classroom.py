@@ -302,3 +302,13 @@ def test_names_and_what_a_bad_prefix_or_count_says():
 def test_a_learner_shows_without_their_password():
     person = classroom.Learner("class1-01", "s3cret-pw", "amqp://class1-01:s3cret-pw@h:5672/class1-01")
     assert "s3cret-pw" not in repr(person) and "class1-01" in repr(person)
+
+
+def test_someone_elses_vhost_is_explained_as_refused_not_missing():
+    import pika.exceptions as pe
+
+    from workqueue_lab.broker.connection import explain_connection_error
+
+    exc = pe.ProbableAccessDeniedError(530, "NOT_ALLOWED - access to vhost 'class-02' refused for user 'class-01'")
+    message = str(explain_connection_error(exc, "amqp://class-01:secret@127.0.0.1:5672/class-02"))
+    assert "may not use virtual host 'class-02'" in message and "secret" not in message, message

@@ -136,3 +136,13 @@ def test_makespan_and_throughput_labels_use_one_format_each():
     assert label_texts(makespan_ax) == ["7.01", "7.00", "9.50", "12.25"]
     assert all(re.fullmatch(r"\d+\.\d\d", t) for t in label_texts(makespan_ax))
     assert label_texts(throughput_ax) == ["950", "4,200", "6,101"]
+
+
+def test_queue_depth_without_unacked_counts_says_so_instead_of_failing():
+    """A broker that reports no unacked count (a class's URL broker without rabbitmqctl) gives None there."""
+    from workqueue_lab.views.timeline import plot_queue_depth
+
+    fig = plot_queue_depth([(0.0, 1, None), (0.5, 2, None), (1.0, 0, None)])
+    texts = [t.get_text() for a in fig.axes for t in a.texts]
+    assert any("does not report" in t for t in texts), texts
+    assert fig.axes[0].get_ylim()[1] > 2  # the ready counts still set the scale

@@ -32,6 +32,10 @@ def explain_connection_error(exc: BaseException, url: str) -> LabError:
         hint = "" if is_loopback(host) else " (the guest user only works from localhost)"
         return LabError(f"RabbitMQ at {host}:{port} refused user '{user}'{hint}; "
                         "check the user name and password in the URL.")
+    if "NOT_ALLOWED" in text and "refused" in text:  # the vhost exists, but this user has no permission on it
+        name = vhost(url)
+        return LabError(f"User '{user}' may not use virtual host '{name}' on {host}:{port}; check that the URL "
+                        "is your own line of the class sheet, or ask for permissions on that vhost.")
     if "NOT_ALLOWED" in text or "vhost" in text or "530" in text:
         name = vhost(url)
         return LabError(f"Virtual host '{name}' does not exist on {host}:{port}; use %2F for the default "

@@ -547,13 +547,17 @@ def plot_queue_depth(samples: Sequence[tuple[float, int, int]], ax=None,
     t0 = _origin(list(events)) if events is not None else data[0, 0]
     axes[-1].set_xlabel(XLABEL if events is not None else "seconds since the first sample")
     t = data[:, 0] - t0
-    top = max(data[:, 1:].max(), 1) * 1.15
+    known = data[:, 1:][~np.isnan(data[:, 1:])]  # unacked is None (NaN) where the broker does not report it
+    top = max(known.max() if known.size else 0, 1) * 1.15
     lines = (("ready (waiting)", data[:, 1], "#4c78a8", "queue-ready"),
              ("unacked (delivered, no ack yet)", data[:, 2], _NACK, "queue-unacked"))
     for i, (label, y, color, gid) in enumerate(lines):
         a = axes[i] if len(axes) == 2 else axes[0]
         if len(axes) == 1 and i == 0:
             y = y + top * 0.015  # one axes: lift ready a hair so it cannot hide under an equal unacked
+        if np.isnan(y).all():
+            a.text(0.5, 0.5, f"{label.split(' (')[0]}: this broker does not report it", transform=a.transAxes,
+                   ha="center", va="center", color="#888888")
         a.plot(t, y, drawstyle="steps-post", color=color, linewidth=2, label=label, gid=gid)
         a.fill_between(t, y, step="post", color=color, alpha=0.15, linewidth=0)
         a.set_ylim(0, top)
