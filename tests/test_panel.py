@@ -15,7 +15,7 @@ from helpers import lab_threads
 from PIL import Image
 
 import workqueue_lab as lab
-from workqueue_lab.engine.run import RunResult
+from workqueue_lab.engine.result import RunResult
 from workqueue_lab.record import events as ev
 from workqueue_lab.views import panel as lab_panel
 

@@ -22,7 +22,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from .. import settings
@@ -33,13 +32,13 @@ from ..errors import BrokerUnavailable, LabError
 from ..record import events as ev
 from ..record.state import FINAL, PENDING, RunState
 from .producer import TaskIds, publish
+from .result import RunResult
 from .scenario import Scenario, WorkerSpec, check_prefetch, make_workers
 from .taps import TapObserver
 from .topology import TASK_QUEUE, Topology, single_queue
 from .workers import Callback, WorkerContext, WorkerThread
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
     from .processes import WorkerProcess
 
@@ -405,71 +404,6 @@ class Run:
     def result(self) -> RunResult:
         return RunResult(self.log.events, self.scenario, {w.worker_id: w.output.text() for w in self.workers},
                          list(self.samples), self.timed_out, self.queue)
-
-
-@dataclass
-class RunResult:
-    """What a run recorded: every check and view reads ``events``."""
-
-    events: list[ev.Event]
-    scenario: Scenario
-    outputs: dict[int, str] = field(default_factory=dict)
-    samples: list[tuple[float, int, int | None]] = field(default_factory=list)
-    timed_out: bool = False
-    queue: str = ""
-
-    def tasks_by_worker(self) -> dict[int, list[int]]:
-        """Which tasks each worker completed, e.g. {1: [1, 3], 2: [2, 4]}."""
-        return ev.tasks_by_worker(self.events)
-
-    def attempts(self) -> list[ev.Attempt]:
-        return ev.attempts(self.events)
-
-    def count(self, kind: str) -> int:
-        return sum(1 for e in self.events if e.kind == kind)
-
-    def of_kind(self, *kinds: str) -> list[ev.Event]:
-        return [e for e in self.events if e.kind in kinds]
-
-    @property
-    def published(self) -> list[int]:
-        return ev.published(self.events)
-
-    @property
-    def completed(self) -> set[int]:
-        return set(ev.completed(self.events))
-
-    @property
-    def lost(self) -> list[int]:
-        return [e.task for e in self.events if e.kind == ev.LOST]
-
-    @property
-    def duplicates(self) -> int:
-        """Completions beyond the first per task (a crash after work, before the ack)."""
-        return sum(n - 1 for n in ev.completed(self.events).values())
-
-    @property
-    def redelivered(self) -> list[int]:
-        return [e.task for e in self.events if e.kind == ev.DELIVER and e.redelivered]
-
-    def makespan(self) -> float:
-        return ev.makespan(self.events)
-
-    def timeline(self, title: str | None = None) -> Figure:
-        from ..views.timeline import plot_timeline
-
-        return plot_timeline(self.events, title=title)
-
-    def table(self):
-        from ..views.tables import summary_table
-
-        return summary_table(self.events)
-
-    def show_output(self) -> None:
-        """Print what each worker printed, from the main thread, worker by worker."""
-        for worker, text in sorted(self.outputs.items()):
-            print(f"--- worker {worker} ---")
-            print(text or "(nothing printed)")
 
 
 class RunDisplay(Protocol):

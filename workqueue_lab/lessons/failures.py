@@ -21,7 +21,7 @@ from ..engine import topology as T
 from ..record import events as ev
 
 if TYPE_CHECKING:
-    from ..engine.run import RunResult
+    from ..engine.result import RunResult
 
 __all__ = ["run_until", "settled", "deliveries", "retry_topology", "handling_callback", "topology_for", "HANDLINGS",
            "WORK", "RETRY", "RETRY_EXCHANGE"]

@@ -27,7 +27,7 @@ from ..lessons import failures
 
 if TYPE_CHECKING:
     from ..broker.handle import Broker
-    from ..engine.run import RunResult
+    from ..engine.result import RunResult
     from .tables import Table
 
 __all__ = ["FailurePanel", "story_table"]

@@ -32,7 +32,7 @@ from ..record.state import RunState
 
 if TYPE_CHECKING:
     from ..broker.handle import Broker
-    from ..engine.run import RunResult
+    from ..engine.result import RunResult
 
 __all__ = ["Panel", "panel_callback", "MIXES", "FAILURES", "tasks_for"]
 
