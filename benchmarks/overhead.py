@@ -1,37 +1,29 @@
-"""Instrumentation overhead: the lab's worker and producer against plain pika, same broker, same run.
+"""Overhead of the lab on the path notebooks use: ``lab.run(...)`` against plain pika doing the same.
 
-    .venv/bin/python benchmarks/overhead.py            # defaults: 5000 messages, 8 rounds (2-4 min)
-    .venv/bin/python benchmarks/overhead.py --quick    # 2000 messages, 3 rounds (a smoke test, ~40 s)
+    .venv/bin/python benchmarks/overhead.py               # 5000 tasks, 8 paired rounds per setting
+    .venv/bin/python benchmarks/overhead.py --quick       # 2000 tasks, 3 rounds (a smoke test)
+    .venv/bin/python benchmarks/overhead.py --components  # also the informational component rows below
 
-Consume: the durable queue is filled first (64-byte bodies, transient unless ``--persistent``, with
-the lab's ``message_id`` property, no publisher confirms) and only then does a consumer start, so only
-consumption is timed: from the first delivery reaching the callback to the last ``basic_ack`` returning.
+Judged: the lab.run path.  Each setting (what the notebooks run: 2 workers at prefetch 1 with persistent
+messages; one worker at prefetch 10 and 50 with transient ones) runs
 
-* raw -- a pika ``BlockingConnection`` consumer whose callback acks (the lesson's worker.py, no sleep);
-* lab -- a ``workqueue_lab.engine.run.Run`` with one worker and a callback that just acks; the time is
-  the first DELIVER to the last ACK event in the run's event log (the same two points as raw).
+* lab -- ``lab.run(callback, tasks=..., workers=..., prefetch=..., persistent=...)`` with its progress line
+  on: declare, start the workers (each registered before the first publish), publish every task with
+  publisher confirms, wait in ``Run.wait()`` until every task is settled, stop, build the RunResult;
+* raw -- plain pika doing the same: as many consumer threads (one BlockingConnection each, basic_qos,
+  basic_consume, registered one by one), the same messages and properties published with confirms, a
+  callback that acks, a main thread told at once (a threading.Event) when the last ack is sent, stop, close.
 
-Both use the same connection parameters (``broker.parameters(heartbeat=30)``) and the same
-``process_data_events(time_limit=0.05)`` loop; a counter in both callbacks ends the run.  Both
-callbacks also read ``time.thread_time()`` at the first and the last message: the consuming thread's
-CPU time per message (informational; the lab's worker is a non-main thread, and raw pika run in a
-thread also reads a few µs higher than in the main thread).
-Transient is the default because it is the stricter test: the broker is faster, so the client's own
-cost per message (which is what the lab adds to) is a larger share of the total.
+Both run the same callback (decode the body, ack).  Timed: the whole call, wall and process CPU time
+(every thread of the process).  Each round runs raw and lab back to back, alternating which goes first, so
+drift on the shared broker hits both.  Reported: best-of-rounds ratio (lab best / raw best: interference
+only slows a run), the median of the per-round ratios, and CPU µs per message for both.  Targets: both
+ratios >= 0.9 and the lab's CPU per message within 10 % of raw's.  A benchmark reports; it exits 0.
 
-Publish: ``workqueue_lab.engine.producer.publish`` (recording PUBLISH events into an EventLog) against a raw
-loop of ``basic_publish`` with the same properties (delivery mode + ``message_id``), both timed from
-connect to close, transient and persistent, with and without publisher confirms.
-
-Each round runs raw and lab back to back (alternating which goes first) at every setting, so drift
-on the shared broker hits both.  Interference only ever slows a run down, so the headline ratio is
-best lab run / best raw run (as timeit takes the minimum); the median of the per-round ratios is shown
-next to it.  Target: ratio >= 0.9 everywhere.  Uses its own queue (``bench.q``), deleted at the end.
-
-Because a shared machine can swamp a 10 % difference, the script also measures the lab's own cost per
-message without a broker (its worker and producer code on a stub channel) and projects the ratio from
-it.  A row below 0.9 whose raw runs alone varied more than 1.25x between rounds, and whose projection
-meets the target, is reported as ``noisy``; the summary is then INCONCLUSIVE rather than MISS.
+Informational (``--components``): the earlier component rows -- consuming a pre-filled queue (first
+delivery to last ack, the consuming thread's CPU), the same with the main thread in ``Run.wait()``, and the
+producer against a raw publish loop -- plus the lab's own per-message cost measured on a stub channel.
+Uses its own queue (``bench.q``), deleted at the end.
 """
 
 from __future__ import annotations
@@ -39,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import itertools
 import statistics
 import sys
 import threading
@@ -48,13 +41,14 @@ from dataclasses import dataclass, field
 import pika
 
 from workqueue_lab import settings
-from workqueue_lab.broker.handle import find_broker
+from workqueue_lab.broker.discovery import find_broker
 from workqueue_lab.engine.producer import publish
 from workqueue_lab.engine.run import Run
 from workqueue_lab.engine.scenario import Scenario, WorkerSpec
 from workqueue_lab.record import events as ev
 
 TARGET = 0.9
+CPU_MARGIN = 0.10  # lab's CPU per message at most 10 % above raw's
 NOISE_SPREAD = 1.25  # raw's own best/worst round above this: the machine is too busy to resolve 10 %
 PREFETCHES = (1, 10, 50, 0)
 BODY_BYTES = 64
@@ -81,6 +75,11 @@ class Row:
     @property
     def best_ratio(self) -> float:
         return max(self.lab.rates) / max(self.raw.rates)
+
+    @property
+    def cpu_ratio(self) -> float:
+        """Median of the per-round lab/raw CPU per message (paired, like median_ratio: drift hits both)."""
+        return statistics.median(b / a for a, b in zip(self.raw.cpu_us, self.lab.cpu_us, strict=True))
 
     @property
     def median_ratio(self) -> float:
@@ -217,7 +216,7 @@ def instrumentation_cost(n: int = 5_000, rounds: int = 25) -> float | None:
             ch.basic_ack(delivery_tag=method.delivery_tag)
 
         scenario = Scenario(tasks=(), workers=(WorkerSpec(),), queue="bench.q")
-        run = Run(callback, scenario, Broker(settings.LOCAL_URL, "local"))
+        run = Run(callback, scenario, Broker(settings.LOCAL_URL))
         msgs = []
         for task_id, body in enumerate(bodies(n), start=1):
             run._task_ids[str(task_id)] = task_id
@@ -326,6 +325,146 @@ def publish_lab(broker, queue: str, payload: list[bytes], persistent: bool, conf
     return wall, cpu
 
 
+# --- the lab.run path (judged) ---------------------------------------------------------------
+
+# (label, workers, prefetch, persistent): what the notebooks run (2 workers, prefetch 1, the lesson's
+# persistent messages), and one fast consumer at prefetch 10 and 50 (transient: the client's own cost
+# per message is then the largest share).
+RUN_SETTINGS = (("notebooks: 2 workers, prefetch=1", 2, 1, True),
+                ("1 worker, prefetch=10", 1, 10, False),
+                ("1 worker, prefetch=50", 1, 50, False))
+
+
+def lesson_callback(ch, method, properties, body):
+    """The lesson's worker callback without its prints and sleep: decode the task, ack it."""
+    body.decode()
+    ch.basic_ack(delivery_tag=method.delivery_tag)
+
+
+def path_raw(broker, queue: str, payload: list[bytes], workers: int, prefetch: int,
+             persistent: bool) -> tuple[float, float]:
+    """(wall, process CPU) seconds of plain pika doing what ``lab.run`` does: ``workers`` consumer threads
+    (one BlockingConnection each, qos, consume, registered before the first publish), publish every task
+    with the lab's properties and publisher confirms, wait until the last ack, stop, close."""
+    n = len(payload)
+    acked = itertools.count(1)
+    done, stop = threading.Event(), threading.Event()
+    ready = [threading.Event() for _ in range(workers)]
+
+    def callback(ch, method, properties, body):
+        lesson_callback(ch, method, properties, body)
+        if next(acked) == n:  # raw's stand-in for lab.run's waiting: told at once, no polling
+            done.set()
+
+    def consumer(i: int) -> None:
+        conn = pika.BlockingConnection(broker.parameters(heartbeat=30))
+        try:
+            ch = conn.channel()
+            ch.basic_qos(prefetch_count=prefetch)
+            ch.basic_consume(queue=queue, on_message_callback=callback)
+            ready[i].set()
+            while not stop.is_set():
+                conn.process_data_events(time_limit=0.05)
+        finally:
+            conn.close()
+
+    t, cpu = time.perf_counter(), time.process_time()
+    with pika.BlockingConnection(broker.parameters()) as conn:
+        conn.channel().queue_declare(queue=queue, durable=True)
+    threads = [threading.Thread(target=consumer, args=(i,)) for i in range(workers)]
+    for th, registered in zip(threads, ready, strict=True):  # one by one, as Run.start does
+        th.start()
+        registered.wait(15)
+    mode = pika.DeliveryMode.Persistent if persistent else pika.DeliveryMode.Transient
+    conn = pika.BlockingConnection(broker.parameters())
+    try:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        for task_id, body in enumerate(payload, start=1):
+            props = pika.BasicProperties(delivery_mode=mode, message_id=f"{RAW_RUN_ID}-{task_id}")
+            ch.basic_publish(exchange="", routing_key=queue, body=body, properties=props)
+    finally:
+        conn.close()
+    finished = done.wait(300)
+    stop.set()
+    for th in threads:
+        th.join()
+    wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+    if not finished:
+        raise RuntimeError("raw consumers did not ack every message")
+    return wall, cpu
+
+
+def path_lab(queue_base: str, payload: list[bytes], workers: int, prefetch: int,
+             persistent: bool) -> tuple[float, float]:
+    """(wall, process CPU) seconds of ``lab.run(callback, tasks=..., workers=..., prefetch=...)``, its
+    progress line on (as in a notebook; here it only writes its final line, to a buffer)."""
+    import workqueue_lab as lab
+
+    t, cpu = time.perf_counter(), time.process_time()
+    with contextlib.redirect_stderr(io.StringIO()):
+        result = lab.run(lesson_callback, tasks=payload, workers=workers, prefetch=prefetch, queue=queue_base,
+                         persistent=persistent, timeout=300)
+    wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+    if len(result.completed) != len(payload) or result.timed_out:
+        raise RuntimeError(f"lab.run completed {len(result.completed)} of {len(payload)} tasks")
+    return wall, cpu
+
+
+def judge(row: Row) -> list[str]:
+    """What misses a target: best and median ratio >= 0.9, lab CPU per message within 10 % of raw."""
+    misses = []
+    if row.best_ratio < TARGET:
+        misses.append(f"best {row.best_ratio:.2f}")
+    if row.median_ratio < TARGET:
+        misses.append(f"median {row.median_ratio:.2f}")
+    cpu = row.cpu_ratio
+    if cpu > 1 + CPU_MARGIN:
+        misses.append(f"CPU {cpu:.2f}x")
+    return misses
+
+
+def bench_run_path(broker, admin, queue_base: str, n: int, rounds: int) -> list[Row]:
+    queue = settings.name(queue_base)
+    payload = bodies(n)
+    rows = {s: Row(f"lab.run, {s[0]}") for s in RUN_SETTINGS}
+    for r in range(rounds):
+        for setting in RUN_SETTINGS:
+            _, workers, prefetch, persistent = setting
+            for side in (("raw", "lab") if r % 2 == 0 else ("lab", "raw")):
+                admin.queue_purge(queue)
+                if side == "raw":
+                    wall, cpu = path_raw(broker, queue, payload, workers, prefetch, persistent)
+                else:
+                    wall, cpu = path_lab(queue_base, payload, workers, prefetch, persistent)
+                rows[setting].add(side, n, wall, cpu)
+            row = rows[setting]
+            print(f"  round {r + 1} {row.label}: raw {row.raw.rates[-1]:7.0f}  lab {row.lab.rates[-1]:7.0f} msg/s"
+                  f"  CPU µs/msg raw {row.raw.cpu_us[-1]:5.1f} lab {row.lab.cpu_us[-1]:5.1f}",
+                  file=sys.stderr, flush=True)
+    return list(rows.values())
+
+
+def print_run_path(rows: list[Row]) -> list[str]:
+    """The judged table; returns the misses."""
+    print(f"{'the lab.run path (judged)':<44} {'raw best':>8} {'lab best':>8} {'ratio':>6} | {'raw med':>7} "
+          f"{'lab med':>7} {'med ratio':>9} | {'CPU µs/msg raw':>14} {'lab':>6} {'lab/raw':>7} | verdict")
+    misses = []
+    for row in rows:
+        raw_cpu, lab_cpu = statistics.median(row.raw.cpu_us), statistics.median(row.lab.cpu_us)
+        miss = judge(row)
+        misses += [f"{row.label}: {m}" for m in miss]
+        print(f"{row.label:<44} {max(row.raw.rates):>8.0f} {max(row.lab.rates):>8.0f} {row.best_ratio:>6.2f} | "
+              f"{statistics.median(row.raw.rates):>7.0f} {statistics.median(row.lab.rates):>7.0f} "
+              f"{row.median_ratio:>9.2f} | {raw_cpu:>14.1f} {lab_cpu:>6.1f} {row.cpu_ratio:>7.2f} | "
+              f"{'met' if not miss else 'MISSED: ' + ', '.join(miss)}")
+    print(f"msg/s = tasks / wall time of the whole call (connect, declare, publish with confirms, consume, wait, "
+          f"stop); CPU µs/msg = the process's CPU time / tasks (all threads), medians; lab/raw = the median of "
+          f"the per-round CPU ratios. Targets: best and median ratio "
+          f">= {TARGET}, lab CPU within {CPU_MARGIN:.0%} of raw.")
+    return misses
+
+
 # --- the benchmark -------------------------------------------------------------------------
 
 
@@ -335,14 +474,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--publish-n", type=int, default=2_000, help="messages per publish run (default 2000)")
     p.add_argument("--rounds", type=int, default=8, help="raw/lab pairs per setting (default 8)")
     p.add_argument("--queue", default="bench.q", help="queue to use and delete (default bench.q)")
-    p.add_argument("--quick", action="store_true", help="2000 messages, 1000 published, 3 rounds")
+    p.add_argument("--run-n", type=int, default=5_000, help="tasks per lab.run path run (default 5000)")
+    p.add_argument("--quick", action="store_true", help="2000 tasks, 3 rounds")
+    p.add_argument("--components", action="store_true",
+                   help="also the informational component rows: consume a pre-filled queue, publish")
     p.add_argument("--persistent", action="store_true", help="consume persistent messages (default transient)")
     p.add_argument("--skip-publish", action="store_true")
     p.add_argument("--skip-wait", action="store_true", help="skip the informational Run.wait() row")
     p.add_argument("--skip-consume", action="store_true")
     args = p.parse_args(argv)
     if args.quick:
-        args.n, args.publish_n, args.rounds = 2_000, 1_000, 3
+        args.n, args.run_n, args.publish_n, args.rounds = 2_000, 2_000, 1_000, 3
+    if not args.components:
+        args.skip_consume = args.skip_publish = args.skip_wait = True
 
     broker = find_broker()
     queue = settings.name(args.queue)
@@ -367,7 +511,9 @@ def main(argv: list[str] | None = None) -> int:
             pcosts.append(c)
 
     measure_own_costs()
+    run_rows: list[Row] = []
     try:
+        run_rows = bench_run_path(broker, admin, args.queue, args.run_n, args.rounds)
         if not args.skip_consume:
             payload = bodies(args.n)
             mode = "persistent" if args.persistent else "transient"
@@ -413,36 +559,32 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             admin_conn.close()
 
+    misses = print_run_path(run_rows)
+    if not rows:
+        print(f"SUMMARY overhead: {'PASS' if not misses else 'MISS'} lab.run path vs raw pika"
+              f"{': ' + '; '.join(misses) if misses else ', every target met'}; {time.monotonic() - t_start:.0f} s")
+        return 0
+    print()
     measure_own_costs()
     cost = min(costs, default=None)
     pcost = min(pcosts, default=None)
+    print("Components (informational, not judged):")
     print(f"{'setting':<36} {'raw best':>8} {'lab best':>8} {'ratio':>6} | {'raw med':>7} {'lab med':>7} "
           f"{'med ratio':>9} {'raw spread':>10} | {'CPU µs/msg':>10} {'':>5} | {'projected':>9}")
     print(f"{'':<36} {'msg/s':>8} {'msg/s':>8} {'':>6} | {'msg/s':>7} {'msg/s':>7} {'':>9} {'max/min':>10} | "
           f"{'raw':>10} {'lab':>5} | {'ratio':>9}")
-    verdicts = []
     for row in rows + informational:
-        judged = not any(row is i for i in informational)
         own = cost if row.label.startswith("consume") else pcost if row.label.startswith("publish") else None
         proj = projected(own, max(row.raw.rates))
         spread = max(row.raw.rates) / min(row.raw.rates)
-        if not judged:
-            flag = ""
-        elif row.best_ratio >= TARGET:
-            flag, v = "", "pass"
-        elif spread > NOISE_SPREAD and proj != "-" and float(proj) >= TARGET:
-            flag, v = "  noisy", "noisy"
-        else:
-            flag, v = "  < target", "miss"
-        if judged:
-            verdicts.append((v, row))
+        flag = "  noisy" if spread > NOISE_SPREAD else ""
         print(f"{row.label:<36} {max(row.raw.rates):>8.0f} {max(row.lab.rates):>8.0f} {row.best_ratio:>6.2f} | "
               f"{statistics.median(row.raw.rates):>7.0f} {statistics.median(row.lab.rates):>7.0f} "
               f"{row.median_ratio:>9.2f} {spread:>10.2f} | {statistics.median(row.raw.cpu_us):>10.1f} "
               f"{statistics.median(row.lab.cpu_us):>5.1f} | {proj:>9}{flag}")
     if informational:
         print("* informational, not judged: the same lab run, but the main thread waits in Run.wait() (as lab.run "
-              "does), which reads the whole log each time it checks; raw is that round's prefetch=50 raw run.")
+              "does), reading the log as it waits; raw is that round's prefetch=50 raw run.")
     own_text = []
     if cost is not None:
         own_text.append(f"consume {cost:.1f} µs/msg -> {projected(cost, 27_000)} at 27k msg/s")
@@ -452,15 +594,12 @@ def main(argv: list[str] | None = None) -> int:
         print("The lab's own cost, measured without a broker (stub channel, best of 25 x 3): " + "; ".join(own_text)
               + ". 'projected' = 1 / (1 + that cost x raw best msg/s): the ratio if the lab only adds its own "
               "cost to raw's time per message.")
-    print(f"'noisy': below target, but the raw runs alone differ by more than {NOISE_SPREAD:.2f}x from round to "
-          "round (a busy shared broker/CPU) and the projection meets the target: rerun on a quiet machine.")
-    worst = min(rows, key=lambda row: row.best_ratio)
-    states = {v for v, _ in verdicts}
-    verdict = "MISS" if "miss" in states else "INCONCLUSIVE (noisy)" if "noisy" in states else "PASS"
+    print(f"'noisy': the raw runs alone differ by more than {NOISE_SPREAD:.2f}x from round to round (a busy shared "
+          "broker/CPU): rerun on a quiet machine.")
     own = f"; lab's own cost: {'; '.join(own_text)}" if own_text else ""
-    print(f"SUMMARY overhead: {verdict} lowest lab/raw ratio {worst.best_ratio:.2f} ({worst.label}; median of "
-          f"pairs {worst.median_ratio:.2f}), target >= {TARGET}{own}; {time.monotonic() - t_start:.0f} s")
-    return 1 if verdict == "MISS" else 0
+    print(f"SUMMARY overhead: {'PASS' if not misses else 'MISS'} lab.run path vs raw pika"
+          f"{': ' + '; '.join(misses) if misses else ', every target met'}{own}; {time.monotonic() - t_start:.0f} s")
+    return 0  # a benchmark reports; it does not fail a build
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 #
 # The RabbitMQ management UI of the private node is reached through jupyter-server-proxy's
 # built-in route, <jupyter base URL>proxy/<management port>/ (e.g. /user/<you>/proxy/15673/ on
-# Binder; `python -m workqueue_lab.broker.node status` shows the port).  It needs one fix:
+# Binder; `workqueue-lab node status` shows the port).  It needs one fix:
 #
 # Tornado, under the proxy, invents an ETag for every GET response that has none.  RabbitMQ's
 # API responses have none, so the browser caches them with Tornado's ETag and then polls with

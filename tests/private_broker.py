@@ -17,6 +17,7 @@ from pathlib import Path
 
 from workqueue_lab import settings
 from workqueue_lab.broker import node as private_node
+from workqueue_lab.broker.discovery import private_broker as broker_of
 from workqueue_lab.broker.handle import Broker
 from workqueue_lab.errors import BrokerUnavailable
 
@@ -64,7 +65,7 @@ def private_broker(config) -> Iterator[Broker]:
 
 
 def broker_for(node: private_node.NodeInfo) -> Broker:
-    return Broker(node.url, "private", node.mgmt_url.replace("http://", "http://guest:guest@"), node)
+    return broker_of(node)
 
 
 def ensure_running(wait: float = 90.0) -> Broker:

@@ -23,7 +23,7 @@ from helpers import lab_threads, wait_until
 from private_broker import ensure_running, private_broker
 
 import workqueue_lab as lab
-import workqueue_lab.broker.handle as broker_mod
+import workqueue_lab.broker.discovery as broker_mod
 from workqueue_lab import settings
 from workqueue_lab.broker import node as private_node
 from workqueue_lab.record import events as ev
@@ -112,6 +112,11 @@ def unknown_broker_path(ctx: Ctx) -> str:
     return lab_error(lab.connect)
 
 
+def restart_a_shared_broker(ctx: Ctx) -> str:
+    ctx.use_url("amqp://guest:guest@127.0.0.1:5672/%2F")  # the system broker, given as a URL: not the lab's
+    return lab_error(lambda: lab.connect().restart())
+
+
 def prefetch_negative(ctx: Ctx) -> str:
     return lab_error(lambda: lab.run(lab.lesson_callback, prefetch=-1, progress=False))
 
@@ -181,7 +186,7 @@ def queue_exists_with_other_settings(ctx: Ctx) -> str:
 def broker_stopped_mid_run(ctx: Ctx) -> str:
     """Stop the private node while both workers hold a task; the run must end with one sentence."""
     with private_broker(ctx.config) as node_broker:
-        ctx.private_port = node_broker._handle.amqp_port
+        ctx.private_port = node_broker.control.node.amqp_port
         queue = settings.name("lab_queue")
         stopped = threading.Event()
 
@@ -229,6 +234,8 @@ CASES: dict[str, tuple[str, Callable[[Ctx], str]]] = {
     "missing-vhost": ("The virtual host does not exist", missing_vhost),
     "not-amqp-url": ("`WORKQUEUE_LAB_URL` is not an amqp:// URL", not_an_amqp_url),
     "unknown-broker-path": ("`WORKQUEUE_LAB_BROKER` is not url/local/docker/private", unknown_broker_path),
+    "restart-shared": ("`broker.restart()` on a broker given by URL (the lab may not restart it)",
+                       restart_a_shared_broker),
     "broker-stopped": ("The broker stops during a run (and stays down past the timeout)", broker_stopped_mid_run),
     "prefetch-negative": ("`prefetch=-1`", prefetch_negative),
     "prefetch-huge": ("`prefetch=70000` (AMQP allows 0..65535)", prefetch_huge),

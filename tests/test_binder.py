@@ -390,7 +390,7 @@ def test_binder_session_as_non_root_user(binder_lock):
         state = json.loads(node_state.read_text())
         assert state["user"] == user.name, state
         mgmt = int(state["mgmt_port"])
-        status = _run([str(venv / "bin" / "python"), "-m", "workqueue_lab.broker.node", "status"],
+        status = _run([str(venv / "bin" / "python"), "-m", "workqueue_lab", "node", "status"],
                       log=ARTIFACTS / "node-status.log", timeout=60, **as_user)
         assert status.returncode == 0
         created = 0
@@ -439,7 +439,7 @@ def test_binder_session_as_non_root_user(binder_lock):
             jupyter_proc.wait(timeout=10)
         with timings.phase("stop node"):
             if venv.exists():
-                _run([str(venv / "bin" / "python"), "-m", "workqueue_lab.broker.node", "stop"],
+                _run([str(venv / "bin" / "python"), "-m", "workqueue_lab", "node", "stop"],
                      log=ARTIFACTS / "node-stop.log", timeout=90, check=False, **as_user)
         start_log = home / ".cache" / "workqueue-lab" / "binder-start.log"
         if start_log.exists():

@@ -155,6 +155,56 @@ def test_round_robin_names_tasks_stuck_behind_an_earlier_runs_message():
     assert not check and "Tasks [3] never reached a worker" in check.hint and "lab.reset()" in check.hint
 
 
+def test_first_free_and_round_robin_differ_when_task_lengths_do():
+    assert nb01.first_free([1, 2, 3, 4], 2) == {1: [1, 3], 2: [2, 4]} == nb01.round_robin(4, 2)
+    assert nb01.first_free([4, 1, 1, 1], 2) == {1: [1], 2: [2, 3, 4]} != nb01.round_robin(4, 2)
+    assert nb01.first_free([5, 1, 2, 3, 3, 3], 3) == {1: [1], 2: [2, 4, 6], 3: [3, 5]}
+    assert nb01.first_free([2, 1, 1, 1], 2) is None  # both free at 2 s with task 4 waiting: a race
+
+
+def third_worker_run(prefetch: int = 1, lengths=(5, 1, 2, 3, 3, 3)) -> Log:
+    """The exercise's run: six tasks of 5, 1, 2, 3, 3, 3 s on three workers at prefetch 1 (first free)."""
+    log = Log()
+    for task, length in enumerate(lengths, start=1):
+        log.add(ev.PUBLISH, task=task, detail=f"Task {task}" + "." * length)
+    log.ready(1, 2, 3, prefetch=prefetch)
+    log.deliver(1, 1, 1, t=0.1).deliver(2, 2, 1, t=0.1).deliver(3, 3, 1, t=0.1)
+    log.ack(2, 2, 1, t=1.1).deliver(2, 4, 2, t=1.1)
+    log.ack(3, 3, 1, t=2.1).deliver(3, 5, 2, t=2.1)
+    log.ack(2, 4, 2, t=4.1).deliver(2, 6, 3, t=4.1)
+    return log.ack(1, 1, 1, t=5.1).ack(3, 5, 2, t=5.1).ack(2, 6, 3, t=7.1)
+
+
+def test_third_worker_passes_on_a_right_prediction_and_wants_one_first():
+    events = third_worker_run().events
+    right = {1: [1], 2: [2, 4, 6], 3: [3, 5]}
+    assert nb01.check_third_worker(events, predicted=right)
+    unpredicted = nb01.check_third_worker(events)
+    assert not unpredicted and "Write your prediction first" in unpredicted.hint
+
+
+def test_third_worker_names_strict_turns_as_the_prefetch_0_rule():
+    check = nb01.check_third_worker(third_worker_run().events, predicted={1: [1, 4], 2: [2, 5], 3: [3, 6]})
+    assert not check and "You predicted task 4 for worker 1; worker 2 did it" in check.hint
+    assert "worker 1 was still busy with task(s) [1]" in check.hint
+    assert "strict turn-taking, which is what prefetch=0 does" in check.hint
+    assert "first worker that is free" in check.hint
+
+
+def test_third_worker_looks_at_the_tasks_sent_and_the_prefetch():
+    lesson = third_worker_run(lengths=(1, 2, 3, 4, 1, 1)).events
+    other = nb01.check_third_worker(lesson, predicted={1: [1], 2: [2, 4, 6], 3: [3, 5]})
+    assert not other and "[1, 2, 3, 4, 1, 1]" in other.hint and "THIRD_WORKER_TASKS" in other.hint
+    unlimited = nb01.check_third_worker(third_worker_run(prefetch=0).events, predicted={1: [1]})
+    assert not unlimited and "prefetch=0" in unlimited.hint and "prefetch=1" in unlimited.hint
+
+
+def test_round_robin_fails_a_first_free_split_and_names_the_rule():
+    check = nb01.check_round_robin(third_worker_run().events, workers=3)
+    assert not check and "not worker 1 as strict turns would give" in check.hint
+    assert "the next task goes to the first worker that is free" in check.hint
+
+
 TERMINAL_1 = " [*] Waiting\n [x] Received 'Task 1.'\n [x] Done\n [x] Received 'Task 3...'\n [x] Done\n"
 TERMINAL_2 = " [*] Waiting\n [x] Received 'Task 2..'\n [x] Done\n [x] Received 'Task 4....'\n [x] Done\n"
 
@@ -330,3 +380,52 @@ def test_check_consume_on_the_broker_tells_qos_first_from_qos_too_late(clean):
     assert good, good
     late = nb03.check_consume(too_late, clean)
     assert not late and "pushed all 5" in late.hint and "came after basic_consume" in late.hint
+
+
+def test_ack_exercise_stops_a_callback_that_never_acks_within_seconds_and_the_check_names_it(clean, capsys):
+    import time
+
+    import workqueue_lab as lab
+    from workqueue_lab.lessons import harness
+
+    def forgets(ch, method, properties, body):
+        lab.work(body.decode())
+
+    crashing = lab.WorkerSpec(faults=(lab.fault("crash", tasks=1),))
+    started = time.monotonic()
+    result = harness.run_ack_exercise(forgets, tasks=lab.numbered_tasks([4, 1, 1, 1, 1, 1]),
+                                      workers=[crashing, lab.WorkerSpec()], prefetch=0, ack="manual")
+    assert time.monotonic() - started < harness.STALL_SECONDS + 15      # not the run's 120 s timeout
+    assert "acknowledged 0 message(s)" in capsys.readouterr().out
+    check = nb02.check_nothing_lost(result)
+    assert not check and "never acknowledged" in check.hint and "basic_ack" in check.hint
+    assert lab.live_threads() == 0
+
+
+def test_terminal_exercise_names_the_learners_own_worker_still_consuming(clean):
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import pytest
+
+    import workqueue_lab as lab
+    from workqueue_lab.lessons import harness
+
+    root = Path(__file__).resolve().parent.parent
+    queue = lab.settings.name("task_queue")
+    own = subprocess.Popen([sys.executable, str(root / "worker.py")], stdout=subprocess.DEVNULL,
+                           env=dict(os.environ, WORKQUEUE_LAB_URL=clean.url), stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not harness._consumers(clean, queue) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with pytest.raises(lab.LabError, match="your own `python worker.py`.*Ctrl-C"):
+            harness.run_terminal_exercise(clean, lab.LESSON_TASKS)
+    finally:
+        own.terminate()
+        own.wait(10)
+    run = harness.run_terminal_exercise(clean, lab.LESSON_TASKS)
+    assert nb01.check_two_terminals(run.outputs), run.outputs

@@ -23,8 +23,8 @@ import pika.exceptions as pe
 import pytest
 
 from workqueue_lab import settings
+from workqueue_lab.broker.address import port_open
 from workqueue_lab.broker.cluster import Cluster
-from workqueue_lab.broker.node.ports import port_open
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 TASKS = 200
@@ -312,5 +312,5 @@ def test_stop_leaves_no_process_and_no_listener(cluster):
     cluster.stop()
     assert [p for p in pids if _state(p) not in ("gone", "Z")] == []
     assert all(m.pids == [] for m in cluster.nodes)
-    assert not any(port_open(m.amqp_port) for m in cluster.nodes)
+    assert not any(port_open("127.0.0.1", m.amqp_port) for m in cluster.nodes)
     assert cluster.running() == []

@@ -83,6 +83,28 @@ def test_auto_ack_crash_loses_the_buffered_messages(clean):
     assert sorted(result.completed) == [2, 4, 6]
 
 
+def test_lost_is_recorded_when_every_worker_died(clean):
+    # the only worker dies (no restart) holding every task on an auto-ack channel: all gone, all lost
+    crashy = lab.WorkerSpec(faults=(lab.fault("crash", tasks=1),), restart=False)
+    result = lab.run(lab.auto_ack_callback, tasks=lab.numbered_tasks([2] * 3), workers=[crashy], prefetch=0,
+                     ack="auto", progress=False)
+    assert result.lost == [1, 2, 3] and result.completed == set()
+
+
+def test_timeout_records_lost_but_not_what_waits_in_the_queue(clean):
+    # auto-ack: worker 1 dies with task 1, worker 2 is still on task 2 at the timeout; both are gone from the queue
+    crashy = lab.WorkerSpec(faults=(lab.fault("crash", tasks=1),), restart=False)
+    slow = lab.WorkerSpec(speed=0.01)  # one task takes far longer than the timeout
+    result = lab.run(lab.auto_ack_callback, tasks=lab.numbered_tasks([2, 2]), workers=[crashy, slow],
+                     ack="auto", progress=False, timeout=1.5)
+    assert result.timed_out and result.lost == [1, 2]
+    # manual acks: at the timeout the unacked task goes back to the queue, next to the one still waiting
+    result = lab.run(lab.lesson_callback, tasks=lab.numbered_tasks([1, 1]), workers=[slow], progress=False,
+                     timeout=1.0)
+    assert result.timed_out and result.lost == []  # both are back in the queue, not lost
+    assert clean.queue_stats(result.queue).ready == 2
+
+
 def test_three_runs_leave_no_threads_and_no_connections(clean):
     threads_before = threading.active_count()
     conns_before = clean.connection_count()

@@ -17,6 +17,7 @@ from helpers import wait_until
 from private_broker import private_broker
 
 from workqueue_lab import settings
+from workqueue_lab.broker.discovery import private_broker as private_broker_of
 from workqueue_lab.broker.handle import Broker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,7 +28,7 @@ QUEUE = "lab_queue"
 def node(request):
     with private_broker(request.config) as broker:
         # no management URL: connection_count() asks rabbitmqctl, which is exact and immediate
-        yield Broker(broker.url, "private", None, broker._handle)
+        yield private_broker_of(broker.control.node, mgmt=False)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def kernel(node):
     env = {**os.environ,
            "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
            settings.ENV_URL: node.url, settings.ENV_BROKER: "url",
-           settings.ENV_MGMT_URL: node._handle.mgmt_url}
+           settings.ENV_MGMT_URL: node.control.node.mgmt_url}
     assert env[settings.ENV_PREFIX] and env[settings.ENV_TIME_SCALE]  # set by conftest, inherited
     km = KernelManager(kernel_name="python3")
     km.start_kernel(env=env, cwd=str(REPO))

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
+import numpy as np
 import pytest
 import traitlets
 from helpers import lab_threads
+from PIL import Image
 
 import workqueue_lab as lab
+from workqueue_lab.engine.result import RunResult
 from workqueue_lab.record import events as ev
 from workqueue_lab.views import panel as lab_panel
 
@@ -41,7 +46,7 @@ def test_controls_have_stable_names_and_css_classes():
 
 def test_sliders_cannot_hold_invalid_values():
     panel = lab_panel.Panel()
-    for slider, low, high in ((panel.prefetch, 0, 50), (panel.workers, 1, 6), (panel.count, 1, 40)):
+    for slider, low, high in ((panel.prefetch, 0, 300), (panel.workers, 1, 6), (panel.count, 1, 40)):
         slider.value = high + 100
         assert slider.value == high
         slider.value = low - 100
@@ -140,6 +145,9 @@ def test_failure_toggles_reach_worker_1(clean, fast, failure, check):
     assert not result.lost and not result.timed_out
     expected = 7 if failure == "poison" else 6
     assert len(result.published) == expected
+    assert "w1: " in panel.status.value and "w2: " in panel.status.value  # every worker, even one with 0 tasks
+    if failure == "crash":
+        assert "w1 crashed 1×, restarted 1×" in panel.status.value, panel.status.value
 
 
 def test_a_broken_broker_is_one_line_in_the_panel(fast):
@@ -154,3 +162,55 @@ def test_a_broken_broker_is_one_line_in_the_panel(fast):
     assert panel.last_result is None and not panel.run_button.disabled
     with pytest.raises(lab.LabError):
         panel.run()
+
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "plots"
+
+
+def test_an_active_failure_toggle_looks_active():
+    panel = lab_panel.Panel()
+    crash, slow = panel.failures["crash"], panel.failures["slow"]
+    crash.value = True
+    assert (crash.button_style, crash.icon) == ("danger", "exclamation-triangle")
+    assert (slow.button_style, slow.icon) == ("", "")  # an inactive one stays plain
+    crash.value = False
+    assert (crash.button_style, crash.icon) == ("", "")
+
+
+def test_the_status_line_keeps_a_crashed_worker_and_says_it_restarted():
+    panel = lab_panel.Panel()
+    panel.failures["crash"].value = True
+    scenario = panel.scenario()
+    E = ev.Event
+    events = [E(0.0, ev.PUBLISH, task=1), E(0.0, ev.PUBLISH, task=2), E(0.0, ev.READY, 1), E(0.0, ev.READY, 2),
+              E(0.1, ev.DELIVER, 1, 1, 1), E(0.1, ev.DELIVER, 2, 2, 1), E(0.5, ev.CRASH, 1),
+              E(0.6, ev.RESTART, 1), E(1.1, ev.ACK, 2, 2, 1), E(1.1, ev.DELIVER, 2, 1, 2, redelivered=True),
+              E(2.1, ev.ACK, 2, 1, 2)]
+    line = lab_panel._headline(RunResult(events, scenario))
+    assert "tasks per worker w1: 0, w2: 2" in line and "w1 crashed 1×, restarted 1×" in line, line
+    assert "is restarted" in panel.failures["crash"].tooltip  # what the toggle promised, the line confirms
+
+
+def test_a_rerun_keeps_the_last_timeline_and_table_in_place_dimmed(clean, fast):
+    panel = lab_panel.Panel(clean)
+    panel.count.value = 6
+    panel.run_button.click()
+    first_png, first_table = bytes(panel.timeline.value), panel.table.value
+    seen = []  # what the page showed at each progress step of the second run
+
+    def look(change):
+        seen.append((panel.timeline.layout.display, bytes(panel.timeline.value), panel.table.value))
+
+    panel.progress.observe(look, names="value")
+    panel.run_button.click()
+    assert panel.last_error is None and seen
+    for display, png, table in seen:
+        assert display != "none" and png.startswith(b"\x89PNG") and png != first_png
+        assert table == f'<div style="opacity:{lab_panel.STALE_OPACITY}">{first_table}</div>'
+    dimmed = seen[0][1]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "panel-timeline-during-a-run.png").write_bytes(dimmed)
+    with Image.open(io.BytesIO(first_png)) as old, Image.open(io.BytesIO(dimmed)) as faded:
+        assert faded.size == old.size  # same place, same size: the page does not jump
+        assert np.asarray(faded.convert("L")).min() > np.asarray(old.convert("L")).min() + 60  # ink faded
+    assert bytes(panel.timeline.value) != dimmed and "opacity" not in panel.table.value  # the new run, sharp

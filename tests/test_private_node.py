@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workqueue_lab.broker.node", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "workqueue_lab", "node", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -23,7 +23,7 @@ from private_broker import private_broker
 
 import workqueue_lab as lab
 from workqueue_lab import settings
-from workqueue_lab.broker.handle import Broker
+from workqueue_lab.broker.discovery import private_broker as private_broker_of
 from workqueue_lab.record import events as ev
 
 
@@ -52,7 +52,7 @@ def _ready(broker, queue: str) -> int:
 
 def _ctl_counts(broker, queue: str) -> tuple[int, int]:
     """(ready, unacked) as the broker counts them right now (rabbitmqctl: exact, no statistics lag)."""
-    proc = broker.ctl("list_queues", "-q", "--no-table-headers", "name", "messages_ready",
+    proc = broker.control.ctl("list_queues", "-q", "--no-table-headers", "name", "messages_ready",
                       "messages_unacknowledged")
     assert proc is not None and proc.returncode == 0, proc and proc.stderr
     for line in proc.stdout.splitlines():
@@ -254,7 +254,7 @@ def test_every_entry_point_three_times_leaves_no_threads_and_no_connections(fres
 
     broker = fresh
     # no management URL: connection_count() asks rabbitmqctl (the management API's list lags by up to 5 s)
-    counter = Broker(fresh.url, "private", None, fresh._handle)
+    counter = private_broker_of(fresh.control.node, mgmt=False)
     threads_before = threading.active_count()
     conns_before = counter.connection_count()
     assert conns_before is not None
@@ -281,7 +281,7 @@ def test_every_entry_point_three_times_leaves_no_threads_and_no_connections(fres
         assert panel.last_error is None, panel.last_error
         assert panel.last_result is not None and not panel.last_result.lost
 
-    port = fresh._handle.amqp_port
+    port = fresh.control.node.amqp_port
     mine_before = _my_connections(port)
     leaks = {}
     for name, entry in (("lab.run", with_run), ("lab.start+stop", with_start_stop),

@@ -4,6 +4,7 @@ import pytest
 
 from workqueue_lab import LabError
 from workqueue_lab.broker import handle as broker
+from workqueue_lab.broker.control import PrivateControl
 from workqueue_lab.engine import scenario
 from workqueue_lab.engine.scenario import Fault, FaultState, Scenario, WorkerSpec, check_prefetch, fault
 
@@ -51,7 +52,8 @@ def test_numbered_tasks_match_the_lesson():
 
 
 def test_management_link_goes_through_the_proxy_on_binder(monkeypatch):
-    b = broker.Broker("amqp://guest:guest@127.0.0.1:5673/%2F", "private", "http://guest:guest@127.0.0.1:15673")
+    url = "amqp://guest:guest@127.0.0.1:5673/%2F"
+    b = broker.Broker(url, PrivateControl(url), "http://guest:guest@127.0.0.1:15673")
     monkeypatch.delenv("JUPYTERHUB_SERVICE_PREFIX", raising=False)
     assert b.mgmt_ui_link() == "http://127.0.0.1:15673/"
     monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/user/ada-x1/")

@@ -15,14 +15,18 @@ import importlib
 __version__ = "0.1.0"
 
 _NAMES_BY_MODULE = {
-    "broker.handle": ("find_broker", "Broker", "QueueStats", "mask"),
-    "engine.run": ("run", "start", "Run", "RunResult", "stop_all", "live_threads", "task_states"),
+    "broker.handle": ("Broker", "QueueStats"),
+    "broker.discovery": ("find_broker",),
+    "broker.address": ("mask",),
+    "engine.run": ("run", "start", "Run", "stop_all", "live_threads"),
+    "engine.result": ("RunResult",),
     "engine.scenario": ("Scenario", "WorkerSpec", "Fault", "fault", "LESSON_TASKS", "POISON", "numbered_tasks",
                         "json_tasks"),
     "engine.workers": ("work", "TaskFailed"),
     "lessons.callbacks": ("lesson_callback", "auto_ack_callback", "forgetful_callback", "requeue_on_error",
                           "reject_on_error", "TaskWorker"),
     "record.events": ("EventLog", "Event", "attempts", "tasks_by_worker"),
+    "record.state": ("task_states", "RunState"),
     "record.model": ("predict",),
     "views.timeline": ("plot_timeline", "compare", "plot_distribution", "plot_queue_depth"),
     "views.tables": ("summary_table", "event_table"),
@@ -53,14 +57,14 @@ def __getattr__(name: str):
 
 def connect(force: str | None = None):
     """Find or start a broker (see ``workqueue_lab.broker``) and return its handle."""
-    from .broker.handle import find_broker
+    from .broker.discovery import find_broker
 
     return find_broker(force)
 
 
 def reset() -> list[str]:
     """Stop running experiments and delete the lab's own queues and exchanges."""
-    from .broker.handle import find_broker
+    from .broker.discovery import find_broker
     from .engine.run import stop_all  # imports engine.topology: the course's topologies are registered
 
     stop_all()

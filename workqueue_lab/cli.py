@@ -1,4 +1,5 @@
-"""The `workqueue-lab` command: broker status|start|stop|reset, new-task, worker.
+"""The `workqueue-lab` command: broker status|start|stop|reset, node start|stop|status|url|restart|kill,
+new-task, worker, classroom create|status|delete.
 
 Errors a user can fix print one line and exit with status 1; no stack traces.
 """
@@ -14,7 +15,7 @@ from .errors import LabError
 
 
 def _broker_status(args: argparse.Namespace) -> int:
-    from .broker.handle import find_broker
+    from .broker.discovery import find_broker
 
     b = find_broker(args.force)
     stats = b.queue_stats(_queue(args.queue))
@@ -25,7 +26,7 @@ def _broker_status(args: argparse.Namespace) -> int:
 
 
 def _broker_start(args: argparse.Namespace) -> int:
-    from .broker.handle import find_broker
+    from .broker.discovery import find_broker
 
     b = find_broker(args.force)
     print(f"RabbitMQ {b.version} ({b.kind}) ready at {b.masked_url}")
@@ -34,6 +35,7 @@ def _broker_start(args: argparse.Namespace) -> int:
 
 def _broker_stop(args: argparse.Namespace) -> int:
     from .broker import node as private_node
+
     if private_node.stop():
         print("Stopped the lab's private RabbitMQ node.")
     else:
@@ -43,10 +45,77 @@ def _broker_stop(args: argparse.Namespace) -> int:
 
 def _broker_reset(args: argparse.Namespace) -> int:
     # this module imports engine.topology, which registers the course's topologies: reset finds them
-    from .broker.handle import find_broker
+    from .broker.discovery import find_broker
 
     deleted = find_broker(args.force).reset()
     print("Deleted: " + (", ".join(deleted) if deleted else "nothing (no lab queues or exchanges found)"))
+    return 0
+
+
+def _node_start(args: argparse.Namespace) -> int:
+    import time
+
+    from .broker import node as private_node
+
+    if args.background:
+        already = private_node.running()
+        info = already or private_node.start(wait=0, memory_mb=args.memory_mb)
+        verb = "is running" if already else "is booting"
+        print(f"Private RabbitMQ node {info.nodename} {verb} at {info.url} (log {private_node.boot_log(info.base)})")
+        return 0
+    t0 = time.monotonic()
+    info = private_node.start(wait=args.wait, memory_mb=args.memory_mb)
+    print(f"Private RabbitMQ node {info.nodename} ready at {info.url} "
+          f"(management {info.mgmt_url}) in {time.monotonic() - t0:.1f} s")
+    return 0
+
+
+def _node_stop(args: argparse.Namespace) -> int:
+    from .broker import node as private_node
+
+    print("stopped" if private_node.stop() else "no private node was running")
+    return 0
+
+
+def _node_restart(args: argparse.Namespace) -> int:
+    from .broker import node as private_node
+
+    info = private_node.restart(wait=args.wait)
+    print(f"Private RabbitMQ node {info.nodename} restarted at {info.url}")
+    return 0
+
+
+def _node_kill(args: argparse.Namespace) -> int:
+    from .broker import node as private_node
+
+    beam = private_node.pid()
+    if not private_node.kill():
+        print("no private node is running", file=sys.stderr)
+        return 1
+    print(f"killed the private node's Erlang VM (pid {beam}) with SIGKILL; `workqueue-lab node restart` brings it back")
+    return 0
+
+
+def _node_url(args: argparse.Namespace) -> int:
+    from .broker import node as private_node
+
+    info = private_node.running()
+    if info is None:
+        print("no private node is running", file=sys.stderr)
+        return 1
+    print(info.url)
+    return 0
+
+
+def _node_status(args: argparse.Namespace) -> int:
+    from .broker import node as private_node
+
+    info = private_node.running()
+    if info is None:
+        print("no private node is running")
+        return 1
+    print(f"node:       {info.nodename}\npid:        {private_node.pid()}\namqp:       {info.url}\n"
+          f"management: {info.mgmt_url}\nbase:       {info.base}")
     return 0
 
 
@@ -56,7 +125,7 @@ def _queue(name: str) -> str:
 
 
 def _new_task(args: argparse.Namespace) -> int:
-    from .broker.handle import find_broker
+    from .broker.discovery import find_broker
     from .engine.producer import publish
 
     broker = find_broker()
@@ -71,7 +140,7 @@ def _new_task(args: argparse.Namespace) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     """The lesson's worker loop on one connection in this process's main thread."""
-    from .broker.handle import find_broker
+    from .broker.discovery import find_broker
     from .engine.scenario import check_prefetch
     from .lessons.callbacks import lesson_callback
 
@@ -101,6 +170,52 @@ def _flushing(callback):
     return wrapped
 
 
+def _classroom_create(args: argparse.Namespace) -> int:
+    from . import classroom
+
+    sheet, people = classroom.create(args.admin_url, args.learners, args.prefix, args.out, args.amqp_port)
+    span = people[0].name + (f" .. {people[-1].name}" if len(people) > 1 else "")
+    print(f"Created {len(people)} learners on {_masked(args.admin_url)}: a vhost and a user each ({span}), "
+          "permissions on their own vhost only.")
+    print(f"Credentials sheet (mode 600): {sheet}; what was made: {classroom.state_path(sheet)}")
+    return 0
+
+
+def _classroom_status(args: argparse.Namespace) -> int:
+    from . import classroom
+
+    rows = classroom.status(args.admin_url, _sheet(args))
+    print(f"{'learner':<16}{'connected':<11}{'connections':>12}{'published':>11}  queues (messages published)")
+    for r in rows:
+        queues = ", ".join(f"{q}={n}" for q, n in sorted(r.queues.items())) or "-"
+        print(f"{r.name:<16}{'yes' if r.connected else 'not yet':<11}{r.connections:>12}{r.published:>11}  {queues}")
+    print("connected: an open connection in the learner's vhost now, or any message published there (RabbitMQ "
+          "keeps no login history); counts are the management API's message_stats, refreshed every 5 s.")
+    return 0
+
+
+def _classroom_delete(args: argparse.Namespace) -> int:
+    from . import classroom
+
+    sheet = _sheet(args)
+    gone = classroom.delete(args.admin_url, sheet)
+    print("Deleted: " + (", ".join(gone) or "nothing"))
+    print(f"Removed {sheet} and {classroom.state_path(sheet)}.")
+    return 0
+
+
+def _sheet(args: argparse.Namespace):
+    from . import classroom
+
+    return args.out or classroom.default_sheet(args.prefix)
+
+
+def _masked(url: str) -> str:
+    from .broker.address import mask
+
+    return mask(url)
+
+
 def _prefetch(text: str) -> int:
     try:
         return int(text)
@@ -109,6 +224,8 @@ def _prefetch(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .broker.node import DEFAULT_MEMORY_MB
+
     p = argparse.ArgumentParser(prog="workqueue-lab", description="RabbitMQ Work Queues lab")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -124,6 +241,21 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--queue", default=TASK_QUEUE)
         sp.set_defaults(func=func)
 
+    node = sub.add_parser("node", help="the lab's private, non-root RabbitMQ node (Binder, laptops, tests)")
+    nsub = node.add_subparsers(dest="action", required=True)
+    ns = nsub.add_parser("start", help="start the node, or reuse it")
+    ns.add_argument("--background", action="store_true", help="launch and return at once")
+    ns.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB, help="memory watermark, MiB")
+    ns.add_argument("--wait", type=float, default=90.0, help="seconds to wait for the node")
+    ns.set_defaults(func=_node_start)
+    nsub.add_parser("stop", help="stop the node").set_defaults(func=_node_stop)
+    nsub.add_parser("status", help="show the node (exit 1 if not running)").set_defaults(func=_node_status)
+    nsub.add_parser("url", help="print the AMQP URL of the running node (exit 1 if none)").set_defaults(func=_node_url)
+    nsub.add_parser("kill", help="SIGKILL the node's VM (a crash; restart revives it)").set_defaults(func=_node_kill)
+    nr = nsub.add_parser("restart", help="stop and start again, same ports and data")
+    nr.add_argument("--wait", type=float, default=90.0, help="seconds to wait for the node")
+    nr.set_defaults(func=_node_restart)
+
     nt = sub.add_parser("new-task", help="send one task (each '.' is a second of work)")
     nt.add_argument("message", nargs="*")
     nt.add_argument("--queue", default=TASK_QUEUE)
@@ -134,7 +266,29 @@ def build_parser() -> argparse.ArgumentParser:
     wk.add_argument("--queue", default=TASK_QUEUE)
     wk.add_argument("--prefetch", type=_prefetch, default=1)
     wk.set_defaults(func=_worker)
+
+    _add_classroom(sub)
     return p
+
+
+def _add_classroom(sub) -> None:
+    from pathlib import Path
+
+    cr = sub.add_parser("classroom", help="a class on one broker: a vhost and a user per learner")
+    csub = cr.add_subparsers(dest="action", required=True)
+    for name, func, help_ in (("create", _classroom_create, "create the learners and write the credentials sheet"),
+                              ("status", _classroom_status, "per learner: connected? tasks published?"),
+                              ("delete", _classroom_delete, "delete exactly what create made")):
+        sp = csub.add_parser(name, help=help_)
+        sp.add_argument("--admin-url", required=True, help="management API with an administrator's "
+                        "credentials, e.g. http://admin:pass@host:15672 (never printed)")
+        sp.add_argument("--prefix", default="class1", help="names: PREFIX-01, PREFIX-02, ... (default class1)")
+        sp.add_argument("--out", type=Path, default=None,
+                        help="the credentials sheet (default PREFIX-credentials.txt); its state file sits next to it")
+        if name == "create":
+            sp.add_argument("--learners", type=int, required=True, help="how many learners")
+            sp.add_argument("--amqp-port", type=int, default=5672, help="AMQP port in the learners' URLs")
+        sp.set_defaults(func=func)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,11 +38,18 @@ def pre_save_hook(model: dict, path: str, **kwargs) -> None:
         model["content"] = strip(nbformat.from_dict(model["content"]))  # the server hands over a plain dict
 
 
-def main() -> int:
-    """Git clean filter and textconv: a notebook on stdin, the same notebook stripped on stdout."""
+def main(argv: list[str] | None = None) -> int:
+    """Git clean filter (a notebook on stdin) and textconv (its path as the argument): the notebook stripped,
+    on stdout."""
     import nbformat
 
-    nb = nbformat.read(sys.stdin, as_version=nbformat.NO_CONVERT)
+    args = sys.argv[1:] if argv is None else argv
+    source = open(args[0], encoding="utf-8") if args else sys.stdin  # noqa: SIM115 -- closed below
+    try:
+        nb = nbformat.read(source, as_version=nbformat.NO_CONVERT)
+    finally:
+        if args:
+            source.close()
     nbformat.write(strip(nb), sys.stdout)
     return 0
 

@@ -17,25 +17,28 @@ import contextlib
 import functools
 import logging
 import signal as signals
+import textwrap
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .. import settings
-from ..broker.handle import Broker, QueueStats, find_broker, in_node
+from ..broker import erlang
+from ..broker.discovery import find_broker
+from ..broker.handle import Broker, QueueStats
 from ..errors import BrokerUnavailable, LabError
 from ..record import events as ev
+from ..record.state import FINAL, PENDING, RunState
 from .producer import TaskIds, publish
+from .result import RunResult
 from .scenario import Scenario, WorkerSpec, check_prefetch, make_workers
 from .taps import TapObserver
 from .topology import TASK_QUEUE, Topology, single_queue
 from .workers import Callback, WorkerContext, WorkerThread
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
     from .processes import WorkerProcess
 
@@ -44,6 +47,7 @@ logger = logging.getLogger(__name__)
 # (its workers no longer hold the Run, so a weak set would forget runs whose workers still consume).
 _live: set[Run] = set()
 _live_lock = threading.Lock()
+NOTE_WIDTH = 80  # columns of a printed note: fits a JupyterLab output area beside the file browser
 
 
 def stop_all() -> int:
@@ -86,6 +90,7 @@ class Run:
         self.queue = self.topology.name(self.topology.work_queue.name)
         self._taps: TapObserver | None = None
         self.log = ev.EventLog()
+        self.state = RunState()  # what the log says so far; wait() feeds it
         self.run_id = uuid.uuid4().hex[:8]  # in every message_id: a leftover from another run is not ours
         self.waiting_before = 0
         self.workers: list[WorkerThread | WorkerProcess] = []
@@ -94,6 +99,7 @@ class Run:
         self._body_ids: dict[bytes, int] = {}
         self._next_id = 1
         self._stopped = False
+        self._lost_checked = False
         self.timed_out = False
         self.task_of_message = TaskIds(self.run_id, self._task_ids, self._body_ids)  # (properties, body) -> id
 
@@ -164,6 +170,10 @@ class Run:
         """SIGKILL worker process ``worker_id``: it dies mid-task, as a process does on a power cut."""
         self.signal(worker_id, signals.SIGKILL)
 
+    # Messages the caller put in the queue for this run before starting it (the throughput sweep fills the
+    # queue first, so its workers start on a backlog): declare() notes only messages beyond these.
+    expect_waiting = 0
+
     def declare(self) -> None:
         """Declare the run's topology (by default the lesson's queue: durable, no arguments), then tap its
         dead-letter, retry and parking queues so what reaches them is recorded."""
@@ -172,9 +182,14 @@ class Run:
         for kind, name in self.topology.names():
             self.broker.remember(kind, name)
         self.waiting_before = counts[self.queue]
-        if self.waiting_before and self._next_id == 1:  # not ours: say what the workers will also take
-            print(f"Note: {self.waiting_before} message(s) were already waiting in '{self.queue}' (an earlier "
-                  "run or another program); this run's workers take them too. lab.reset() empties the queue.")
+        strangers = self.waiting_before - self.expect_waiting
+        if strangers > 0 and self._next_id == 1:  # not ours: say what the workers will also take
+            besides = f", besides the {self.expect_waiting} this run put there" if self.expect_waiting else ""
+            # Wrapped at words here: JupyterLab breaks a long output line anywhere, even mid-word.
+            print(textwrap.fill(
+                f"Note: {strangers} message(s) were already waiting in '{self.queue}' (an earlier run or another "
+                f"program){besides}; this run's workers take them too. lab.reset() empties the queue.",
+                width=NOTE_WIDTH, break_long_words=False, break_on_hyphens=False))
         self._start_taps()
 
     def _start_taps(self) -> None:
@@ -223,37 +238,44 @@ class Run:
         self.stop()
 
     # --- waiting ----------------------------------------------------------------------
-    def wait(self, timeout: float | None = None, progress: bool = True, watch: Sequence[str] = ()) -> RunResult:
+    poll_interval = 0.02  # seconds between looks at the log while waiting
+
+    def wait(self, timeout: float | None = None, progress: bool | RunDisplay = True) -> RunResult:
         """Wait until every task is finished (or nothing more can happen), then stop.
 
-        ``watch``: other queues whose messages are still on their way back (a retry queue).
+        ``progress``: show a progress line (True), nothing (False), or drive your own display
+        (an object with ``update(state)`` and ``close(state, note)``, as the panel does).
         An interrupt (Stop button, Ctrl-C) stops the workers before it propagates.
         """
         timeout = self.scenario.timeout if timeout is None else timeout
-        total = len(self._task_ids)
-        display = _progress(total, progress)
+        display = _progress(len(self._task_ids), progress, self.state)
         deadline = time.monotonic() + timeout
+        note = ""
         try:
-            while True:
-                now = time.monotonic()
-                if self._finished(watch):
-                    break
-                if now > deadline:
+            # Poll, not wake per event: waking on every event would compete with the workers for the GIL.
+            # Each look reads only the events recorded since the last one (RunState), so it is cheap.
+            while not self._finished():
+                if time.monotonic() > deadline:
                     self.timed_out = True
+                    note = f"timed out after {timeout:g} s"
                     self._raise_if_broker_gone(timeout)
                     break
-                # poll, not wake per event: _finished() reads the whole log, and waking on every
-                # event would compete with the workers for the GIL (measured: half the throughput)
-                time.sleep(0.05)
+                time.sleep(self.poll_interval)
                 if display:
-                    display.update(self.log)
+                    display.update(self.state)
+        except KeyboardInterrupt:
+            note = "interrupted"
+            self.stop()
+            raise
         except BaseException:
+            note = note or "stopped by an error"
             self.stop()
             raise
         finally:
             if display:
-                display.close(self.log)
+                display.close(self.state.feed(self.log), note)
         self.stop()
+        self._record_lost()
         return self.result()
 
     def _raise_if_broker_gone(self, timeout: float) -> None:
@@ -261,8 +283,8 @@ class Run:
         try:
             self.broker.connect().close()
             return
-        except Exception:  # unreachable (a LabError) or closed while we looked: either way it is gone
-            pass
+        except Exception as exc:  # unreachable (a LabError) or closed while we looked: either way it is gone
+            logger.debug("broker unreachable at the timeout: %s", exc)
         self.stop()
         result = self.result()
         missing = len(set(self._task_ids.values()) - result.completed)
@@ -281,25 +303,7 @@ class Run:
         controls, one eval samples inside the broker until the block ends (its samples
         are added then); elsewhere ``sample()`` polls from a background thread.
         """
-        import urllib.parse
-
-        path = urllib.parse.urlsplit(self.broker.url).path
-        vhost = urllib.parse.unquote(path[1:]) if len(path) > 1 else "/"
-
-        def erl_binary(text: str) -> str:
-            return '<<"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"/utf8>>'
-
-        def program(started_flag: str, stop_flag: str) -> str:
-            return (
-                f'Q = rabbit_misc:r({erl_binary(vhost)}, queue, {erl_binary(self.queue)}), '
-                'Sample = fun() -> case rabbit_amqqueue:lookup(Q) of '
-                '{ok, Q1} -> [{_, R}, {_, U}] = rabbit_amqqueue:info(Q1, [messages_ready, messages_unacknowledged]), '
-                'io:format("~b ~b ~b~n", [erlang:system_time(millisecond), R, U]); _ -> ok end end, '
-                f'Loop = fun L(0) -> ok; L(N) -> Sample(), case filelib:is_regular("{stop_flag}") of '
-                f'true -> ok; false -> timer:sleep({max(10, int(every * 1000))}), L(N - 1) end end, '
-                f'file:write_file("{started_flag}", <<"started">>), Loop({int(120 / every)}).'
-            )
-
+        program = erlang.queue_watch_program(self.broker.vhost, self.queue, every)
         offset = time.monotonic() - time.time() - self.log.t0  # the broker's wall clock -> the run's clock
         stopping = threading.Event()
 
@@ -310,8 +314,9 @@ class Run:
 
         with contextlib.ExitStack() as stack:
             started, lines = False, []
-            if self.broker.kind in ("local", "private"):
-                started, lines = stack.enter_context(in_node(self.broker, program, "queue watch", 20))
+            control = self.broker.control
+            if control.can("stats"):
+                started, lines = stack.enter_context(erlang.in_node(control.ctl, program, "queue watch", 20))
             poller = None
             if not started:  # no control over the node, or the CLI failed: poll from here
                 poller = threading.Thread(target=poll, name="workqueue-lab queue watch", daemon=True)
@@ -334,28 +339,27 @@ class Run:
         self.samples.append((time.monotonic() - self.log.t0, stats.ready, stats.unacked))
         return stats
 
-    def _finished(self, watch: Sequence[str]) -> bool:
-        events = self.log.events
-        states = task_states(events)
-        if states and all(s in ("done", "dropped") for s in states.values()) and len(states) >= len(self._task_ids):
-            return not ("dropped" in states.values() and self._in_retry_queues())
+    def _finished(self) -> bool:
+        """Every task settled, every worker dead, or quiet with nothing running and nothing ready."""
+        state = self.state.feed(self.log)
+        if state.settled(len(self._task_ids)):
+            # a rejected task may be on its way through a retry queue (its RETRY_WAIT still ms behind)
+            return not (state.counts().get("dropped") and self._in_retry_queues())
         if all(w.dead for w in self.workers):
             return True
-        # Quiet for a while: nothing running, nothing ready anywhere -> what's missing is lost.
-        if not events or time.monotonic() - self.log.t0 - events[-1].t < self._quiet_period():
+        # Quiet for a while: nothing running, nothing ready -> whatever is missing will not come.
+        if not state.seen or time.monotonic() - self.log.t0 - state.last_t < self._quiet_period():
             return False
-        if any(a.outcome == "open" for a in ev.attempts(events)):  # a reconnect ends attempts too
+        if state.open_attempts:  # a crash or reconnect closes attempts too
             return False
         try:
             with self.broker.channel() as ch:
-                for q in (self.queue, *watch):
-                    if ch.queue_declare(queue=settings.name(q) if q != self.queue else q,
-                                        passive=True).method.message_count:
-                        return False
-        except Exception:
+                if ch.queue_declare(queue=self.queue, passive=True).method.message_count:
+                    return False
+        except Exception as exc:  # cannot look: keep waiting (the timeout still ends it)
+            logger.debug("could not read %s's message count: %s", self.queue, exc)
             return False
-        self._record_lost(states)
-        return True
+        return not self._in_retry_queues()  # a message waiting out its TTL is still coming back
 
     def _in_retry_queues(self) -> bool:
         """True while a rejected message waits in the topology's retry queue: its task is not dropped but
@@ -373,146 +377,77 @@ class Run:
     def _quiet_period(self) -> float:
         return max(0.5, 2 * settings.time_scale())
 
-    def _record_lost(self, states: dict[int, str]) -> None:
-        for task in sorted(self._task_ids.values()):
-            if states.get(task, "pending") not in ("done", "dropped"):
-                self.log.record(ev.LOST, None, task, detail="published, never completed, in no queue")
+    def _record_lost(self) -> None:
+        """After the workers stopped: record LOST for each task not done or dropped that is in no queue.
+
+        Only when the queue is empty and nobody else consumes from it can the lab tell: otherwise
+        the missing tasks may still be waiting (or be another program's), and nothing is recorded.
+        """
+        if self._lost_checked:
+            return
+        self._lost_checked = True
+        states = self.state.feed(self.log).states
+        missing = [t for t in sorted(set(self._task_ids.values())) if states.get(t, PENDING) not in FINAL]
+        if not missing:
+            return
+        try:
+            with self.broker.channel() as ch:
+                ok = ch.queue_declare(queue=self.queue, passive=True).method
+        except Exception as exc:  # the broker is gone or the queue deleted: the lab cannot tell
+            logger.debug("not recording lost tasks: %s", exc)
+            return
+        if ok.message_count or ok.consumer_count or self._in_retry_queues():
+            return
+        for task in missing:
+            self.log.record(ev.LOST, None, task, detail="published, never completed, in no queue")
 
     def result(self) -> RunResult:
         return RunResult(self.log.events, self.scenario, {w.worker_id: w.output.text() for w in self.workers},
                          list(self.samples), self.timed_out, self.queue)
 
 
-def task_states(events: Sequence[ev.Event]) -> dict[int, str]:
-    """Per task: pending | running | done | dropped (rejected without requeue) | retrying."""
-    states: dict[int, str] = {}
-    retrying: set[int] = set()
-    running_on: dict[int, int | None] = {}  # task -> worker whose callback last started it
-    for e in events:
-        t = e.task
-        if e.kind == ev.RECONNECT:  # the connection is gone: its unacked tasks are no longer running
-            for task, worker in running_on.items():
-                if worker == e.worker and states.get(task) == "running":
-                    states[task] = "pending"
-            continue
-        if t is None:
-            continue
-        if e.kind == ev.PUBLISH:
-            states.setdefault(t, "pending")
-        elif e.kind == ev.DELIVER:
-            states[t] = "running"
-            running_on[t] = e.worker
-            retrying.discard(t)
-        elif e.kind in (ev.RETRY, ev.RETRY_WAIT):
-            retrying.add(t)
-            states[t] = "retrying"
-        elif e.kind in (ev.ACK, ev.DONE):
-            states[t] = "retrying" if t in retrying else "done"
-        elif e.kind in (ev.NACK, ev.REJECT):
-            states[t] = "pending" if e.requeue else ("retrying" if t in retrying else "dropped")
-        elif e.kind in (ev.CRASH, ev.TIMEOUT) and states.get(t) == "running":
-            states[t] = "pending"
-    return states
+class RunDisplay(Protocol):
+    """What ``Run.wait`` drives while it waits: the progress line, or the panel's bar."""
+
+    def update(self, state: RunState) -> None: ...
+
+    def close(self, state: RunState, note: str = "") -> None: ...
 
 
-@dataclass
-class RunResult:
-    """What a run recorded: every check and view reads ``events``."""
-
-    events: list[ev.Event]
-    scenario: Scenario
-    outputs: dict[int, str] = field(default_factory=dict)
-    samples: list[tuple[float, int, int | None]] = field(default_factory=list)
-    timed_out: bool = False
-    queue: str = ""
-
-    def tasks_by_worker(self) -> dict[int, list[int]]:
-        """Which tasks each worker completed, e.g. {1: [1, 3], 2: [2, 4]}."""
-        return ev.tasks_by_worker(self.events)
-
-    def attempts(self) -> list[ev.Attempt]:
-        return ev.attempts(self.events)
-
-    def count(self, kind: str) -> int:
-        return sum(1 for e in self.events if e.kind == kind)
-
-    def of_kind(self, *kinds: str) -> list[ev.Event]:
-        return [e for e in self.events if e.kind in kinds]
-
-    @property
-    def published(self) -> list[int]:
-        return ev.published(self.events)
-
-    @property
-    def completed(self) -> set[int]:
-        return set(ev.completed(self.events))
-
-    @property
-    def lost(self) -> list[int]:
-        return [e.task for e in self.events if e.kind == ev.LOST]
-
-    @property
-    def duplicates(self) -> int:
-        """Completions beyond the first per task (a crash after work, before the ack)."""
-        return sum(n - 1 for n in ev.completed(self.events).values())
-
-    @property
-    def redelivered(self) -> list[int]:
-        return [e.task for e in self.events if e.kind == ev.DELIVER and e.redelivered]
-
-    def makespan(self) -> float:
-        return ev.makespan(self.events)
-
-    def timeline(self, title: str | None = None) -> Figure:
-        from ..views.timeline import plot_timeline
-
-        return plot_timeline(self.events, title=title)
-
-    def table(self):
-        from ..views.tables import summary_table
-
-        return summary_table(self.events)
-
-    def show_output(self) -> None:
-        """Print what each worker printed, from the main thread, worker by worker."""
-        for worker, text in sorted(self.outputs.items()):
-            print(f"--- worker {worker} ---")
-            print(text or "(nothing printed)")
-
-
-def _progress(total: int, enabled: bool):
-    if not enabled or total == 0:
+def _progress(total: int, progress: bool | RunDisplay, state: RunState) -> RunDisplay | None:
+    if progress is False or progress is None or total == 0:
         return None
+    if progress is not True:
+        return progress
     try:
         from ..views.progress import RunProgress
 
-        return RunProgress(total)
-    except Exception:  # progress is a nicety; never let it break a run
+        return RunProgress(total, state=state)
+    except Exception as exc:  # progress is a nicety; never let it break a run
+        logger.debug("no progress display: %s", exc)
         return None
 
 
 def run(callback: Callback | str, tasks: Sequence[str | bytes] | None = None,
         workers: int | Sequence[WorkerSpec | float] = 2, prefetch: int = 1, ack: str = "manual",
         queue: str = TASK_QUEUE, timeout: float = 120.0, progress: bool = True,
-        scenario: Scenario | None = None, broker: Broker | None = None, watch: Sequence[str] = (),
+        scenario: Scenario | None = None, broker: Broker | None = None,
         topology: Topology | None = None, processes: bool = False, **scenario_fields) -> RunResult:
     """Run ``callback`` in worker threads (or, ``processes=True``, worker processes) on the tasks and
     return what was recorded.
 
     Every consumer is registered before the first task is published, so
     round-robin outcomes are deterministic.  ``topology``: the queues to declare and consume
-    from (default: the lesson's ``task_queue``); its retry queues are watched until they are empty.
+    from (default: the lesson's ``task_queue``); the run waits while its retry queues hold messages.
     """
     if scenario is None:
         check_prefetch(prefetch)
         scenario = Scenario(tasks=tuple(tasks) if tasks is not None else Scenario().tasks,
                             workers=make_workers(workers), prefetch=prefetch, ack=ack, queue=queue,
                             timeout=timeout, **scenario_fields)
-    if topology is not None:
-        watch = (*watch, *(q.name for q in topology.queues if q.role == "retry"))
     with Run(callback, scenario, broker, processes, topology) as r:
         r.publish()
-        return r.wait(progress=progress, watch=watch)
+        return r.wait(progress=progress)
 
 
 def start(callback: Callback | str, workers: int | Sequence[WorkerSpec | float] = 2, prefetch: int = 1,

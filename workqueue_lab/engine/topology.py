@@ -243,6 +243,15 @@ DEAD_LETTER = Topology(
 )
 
 
+# task_worker.py's own queues (the lesson's production worker as a program): failures are nacked
+# without requeue into task_queue_dead through the default exchange.  task_worker.py declares them
+# itself with plain pika; tests/test_task_worker.py checks the two declarations agree.
+TASK_WORKER = Topology(
+    queues=(QueueSpec("task_queue_jobs", dead_letter_exchange="", dead_letter_routing_key="task_queue_dead"),
+            QueueSpec("task_queue_dead", role="dead_letter")),
+)
+
+
 def delayed_retry(ttl_ms: int = 5000, stem: str = "retry") -> Topology:
     """A work queue whose rejected messages wait ``ttl_ms`` in a retry queue, then come back to it.
 

@@ -7,14 +7,18 @@ decide whether they are right and why not.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import settings
+from ..errors import LabError
 
 if TYPE_CHECKING:
     from ..broker.handle import Broker
@@ -67,7 +71,7 @@ class _RecordingChannel:
 def try_consume(consume: Callable, broker: Broker | None = None, messages: int = CONSUME_MESSAGES) -> ConsumeTrial:
     """Put ``messages`` messages in a fresh queue, call ``consume`` on a new channel with an ``on_message``
     that never acks (a worker busy with its first task), and count what the broker pushed and kept."""
-    from ..broker.handle import find_broker
+    from ..broker.discovery import find_broker
 
     broker = broker or find_broker()
     queue = settings.name(CONSUME_QUEUE)
@@ -80,7 +84,9 @@ def try_consume(consume: Callable, broker: Broker | None = None, messages: int =
     worker = None
     try:
         ach = admin.channel()
-        ach.queue_declare(queue=queue, durable=False)
+        # durable: RabbitMQ 4.3 refuses transient non-exclusive classic queues by default, and the queue
+        # cannot be exclusive because the learner's worker consumes it on a connection of its own.
+        ach.queue_declare(queue=queue, durable=True)
         broker.remember("queue", queue)
         ach.queue_purge(queue=queue)
         for i in range(1, messages + 1):
@@ -130,3 +136,286 @@ def environment_facts(broker: Broker) -> dict[str, object]:
     return facts
 
 
+
+
+# --- notebook 02: the acknowledgement timeout, on whatever broker is at hand ---------------------
+
+
+@dataclass
+class AckTimeoutDemo:
+    """How this broker can show a consumer (ack) timeout in a few seconds, or why it cannot.
+
+    ``how`` is "node" (the lab shortened consumer_timeout and the channel tick on a node it controls),
+    "queue-argument" (RabbitMQ 3.12 to 4.2: the demo's queue carries ``x-consumer-timeout``) or ""
+    (``why_not`` says why not).  ``queue`` holds the extra ``lab.start`` arguments for the demo's queue.
+    """
+
+    how: str = ""
+    why_not: str = ""
+    timeout_ms: int = 0
+    hang_s: float = 0.0  # how long (real seconds) the stuck worker hangs: well past timeout + tick
+    queue: dict = field(default_factory=dict)
+
+    @property
+    def ready(self) -> bool:
+        return not self.why_not
+
+    def why_unchecked(self, back_after: float | None) -> str:
+        """Why the demo's claims could not be checked here ("" when they can be asserted)."""
+        if self.why_not:
+            return self.why_not
+        if back_after is None and self.how == "queue-argument":
+            return (f"the broker did not take the message back within {self.hang_s:g} s although the queue has "
+                    f"x-consumer-timeout = {self.timeout_ms} ms: its channel tick (channel_tick_interval) is "
+                    "probably the default 60 s; the course's Docker broker sets 1 s for this demo.")
+        return ""
+
+
+@contextlib.contextmanager
+def ack_timeout_demo(broker: Broker) -> Iterator[AckTimeoutDemo]:
+    """Shorten the ack timeout for the block as far as this broker allows, and say how (or why not)."""
+    if broker.version_tuple >= (4, 3):
+        yield AckTimeoutDemo(why_not=f"RabbitMQ {broker.version}: from 4.3 classic queues such as task_queue have "
+                                     "no acknowledgement timeout at all; the live demo needs RabbitMQ 3.8 to 4.2.")
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            how = stack.enter_context(broker.short_ack_timeout(ms=500, tick_ms=100))
+        except LabError as err:
+            yield AckTimeoutDemo(why_not=f"the live demo needs a node the lab controls, or RabbitMQ 3.12+ for a "
+                                         f"per-queue timeout ({err})")
+            return
+        if how == "node":
+            yield AckTimeoutDemo("node", timeout_ms=500, hang_s=1.2)
+        else:  # 3.12 .. 4.2 without control of the node: a per-queue timeout, checked once per channel tick
+            yield AckTimeoutDemo("queue-argument", timeout_ms=1000, hang_s=3.5,
+                                 queue={"queue": "lab_queue", "queue_arguments": {"x-consumer-timeout": 1000}})
+
+
+def seconds_until_ready(broker: Broker, queue: str, within: float, count: int = 1) -> float | None:
+    """Seconds until ``queue`` holds ``count`` ready messages (polled over one AMQP connection), or None."""
+    started = time.monotonic()
+    conn = broker.connect()
+    try:
+        ch = conn.channel()
+        while time.monotonic() - started < within:
+            if ch.queue_declare(queue=queue, passive=True).method.message_count >= count:
+                return time.monotonic() - started
+            time.sleep(0.05)
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
+    return None
+
+
+# --- queue counts as the broker reports them ----------------------------------------------------
+
+
+def queue_counts(broker: Broker, queue: str, wait_for: tuple[int, int] | None = None,
+                 within: float = 8.0) -> tuple[int, int | None]:
+    """The queue's (ready, unacked) as RabbitMQ reports them (``broker.queue_stats``).
+
+    With ``wait_for``, keep asking until the broker reports exactly that or ``within`` seconds have
+    passed, then return what it last said: rabbitmqctl answers with live counts, but the management
+    API refreshes its counts only every 5 s, so a state that lasts must be given time to show.
+    """
+    deadline = time.monotonic() + within
+    while True:
+        stats = broker.queue_stats(queue)
+        counts = (stats.ready, stats.unacked)
+        if wait_for is None or counts == tuple(wait_for) or time.monotonic() > deadline:
+            return counts
+        time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How ``run.watch_queue()`` gets its counts from a broker: in words, how often, and how long a state
+    must last to be sure to show in the samples."""
+
+    text: str
+    every: float
+    lasting: float
+
+
+def sampling(broker: Broker) -> Sampling:
+    """What a notebook may claim about ``run.watch_queue()`` on this broker (it mirrors how the run samples)."""
+    if broker.control.can("stats"):  # what run.watch_queue() asks too: it samples inside the node
+        return Sampling("ten times a second, from inside the RabbitMQ node (live counts)", 0.1, 1.0)
+    if broker.mgmt_url:
+        return Sampling("every half second, from the management API, whose counts are refreshed only every "
+                        "5 s (a state shorter than that may never show)", 0.5, 8.0)
+    return Sampling("every half second, with a passive queue declare (ready only: this broker reports no "
+                    "unacked count)", 0.5, 1.0)
+
+
+# --- notebook 02's exercise: the learner's ack callback, with a run that never waits silently ----------
+
+
+STALL_SECONDS = 3.0  # real seconds: a callback returned, nothing was acknowledged, nothing else happened
+
+
+def run_ack_exercise(callback: Callable, tasks, workers, prefetch: int = 0, ack: str = "manual",
+                     broker: Broker | None = None, stall: float = STALL_SECONDS):
+    """``lab.run`` for an exercise on acknowledgements, that does not wait out its timeout in silence.
+
+    When the learner's callback has returned for messages it never acknowledged (nor nacked nor
+    rejected) and nothing else happened for ``stall`` seconds, the run can only wait for its timeout:
+    it stops at once and says so in one line.  Returns the run's result either way, for the check.
+    """
+    from ..engine.run import start
+    from ..record import events as ev
+
+    returned: list[float] = []  # one entry per callback that returned (list.append is thread-safe)
+
+    def watched(ch, method, properties, body):
+        callback(ch, method, properties, body)
+        returned.append(time.monotonic())
+
+    from ..broker.discovery import find_broker
+
+    broker = broker or find_broker()
+    broker.purge(settings.name("task_queue"))  # what a stopped attempt left behind is not this attempt's
+    run = start(watched, workers=workers, prefetch=prefetch, ack=ack, broker=broker,
+                timeout=30 + 60 * settings.time_scale())
+    longest = max((str(t).count(".") for t in tasks), default=0) * settings.time_scale()
+    deadline = time.monotonic() + run.scenario.timeout
+    try:
+        published = run.publish(tasks)
+        while ack == "manual" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            events = run.log.events
+            if set(ev.completed(events)) >= set(published) or not any(w.is_alive() for w in run.workers):
+                break
+            settled = sum(e.kind in (ev.ACK, ev.NACK, ev.REJECT) for e in events)
+            last = max(returned[-1] if returned else 0.0, run.log.t0 + events[-1].t if events else 0.0)
+            quiet = time.monotonic() - last
+            if returned and len(returned) > settled and quiet > stall:
+                print(f"Stopped the run: your callback returned {len(returned)} time(s) but acknowledged "
+                      f"{settled} message(s), and nothing happened for {stall:g} s. RabbitMQ counts an "
+                      "unacknowledged message as not done, so this run could only wait for its timeout.")
+            elif returned and quiet > stall + longest:
+                print(f"Stopped the run: nothing happened for {quiet:.0f} s although "
+                      f"{len(set(published) - set(ev.completed(events)))} task(s) are not done; the check "
+                      "below says why.")
+            else:
+                continue
+            run.stop()
+            return run.result()
+        return run.wait(progress=False)
+    except BaseException:
+        run.stop()
+        raise
+
+
+def ready_now(broker: Broker, queue: str) -> int:
+    """Messages ready in ``queue`` right now, as RabbitMQ answers a passive declare (live, no tool to start)."""
+    with broker.channel() as ch:
+        return ch.queue_declare(queue=queue, passive=True).method.message_count
+
+
+def consumer_prefetch(broker: Broker, queue: str) -> list[int] | None:
+    """The prefetch count RabbitMQ holds for each consumer of ``queue`` (sorted), or None if it cannot tell.
+
+    Asks rabbitmqctl (a node the lab controls) or else the management API: what the broker applies, not
+    what the lab's workers say they asked for.
+    """
+    import urllib.parse
+
+    from ..errors import LabError
+
+    proc = None
+    if broker.control.can("ctl"):
+        try:
+            proc = broker.control.ctl("list_consumers", "-q", "--no-table-headers", "queue_name", "prefetch_count")
+        except LabError as exc:  # the CLI failed: ask the management API instead
+            logger.debug("list_consumers: %s", exc)
+    if proc is not None and proc.returncode == 0:
+        counts = [int(f[1]) for f in (line.split() for line in proc.stdout.splitlines())
+                  if len(f) == 2 and f[0] == queue and f[1].isdigit()]
+        return sorted(counts)
+    quote = functools.partial(urllib.parse.quote, safe="")
+    data = broker.management_api(f"queues/{quote(broker.vhost)}/{quote(queue)}")
+    if isinstance(data, dict) and "consumer_details" in data:
+        return sorted(int(c.get("prefetch_count", 0)) for c in data["consumer_details"])
+    return None
+
+
+# --- notebook 01's terminal exercise, done for the learner with real processes ---------------------------
+
+
+@dataclass
+class TerminalRun:
+    """What the lesson's programs printed: ``sent`` (each new_task.py), ``outputs`` (each worker.py)."""
+
+    sent: list[str]
+    outputs: list[str]
+
+
+def _consumers(broker: Broker, queue: str) -> int:
+    import pika.exceptions as pe
+
+    try:
+        with broker.channel() as ch:
+            return ch.queue_declare(queue=queue, passive=True).method.consumer_count
+    except pe.ChannelClosedByBroker:
+        return 0  # the queue does not exist yet: nobody consumes it
+
+
+def _own_worker_error(count: int, queue: str) -> LabError:
+    return LabError(f"{count} other consumer(s) already read '{queue}', most likely your own `python worker.py` "
+                    "from exercise 2 still running in a terminal: stop it with Ctrl-C, then run this cell again.")
+
+
+def run_terminal_exercise(broker: Broker, tasks, workers: int = 2, root: Path | None = None) -> TerminalRun:
+    """Start ``worker.py`` ``workers`` times as processes, send each task with ``new_task.py``, wait for the
+    Done lines, stop the workers and return what each program printed (the lesson's terminals, automated)."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    root = root or Path(__file__).resolve().parents[2]
+    queue = settings.name("task_queue")
+    if already := _consumers(broker, queue):
+        raise _own_worker_error(already, queue)
+    broker.purge(queue)  # messages an earlier experiment left would go to the workers first
+    env = dict(os.environ, WORKQUEUE_LAB_URL=broker.url, PYTHONUNBUFFERED="1")
+    log_dir = Path(tempfile.mkdtemp(prefix="workqueue-lab-"))
+    logs = [log_dir / f"terminal-{i}.txt" for i in range(1, workers + 1)]
+    procs = [subprocess.Popen([sys.executable, str(root / "worker.py")], env=env, stdout=log.open("w"),
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL) for log in logs]
+
+    def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while not condition() and time.monotonic() < deadline:
+            if any(p.poll() is not None for p in procs):
+                raise LabError("A worker.py exited early; it printed:\n" + "\n".join(log.read_text() for log in logs))
+            time.sleep(0.1)
+        return condition()
+
+    sent = []
+    try:
+        if not wait_for(lambda: _consumers(broker, queue) >= workers, 30):
+            raise LabError(f"The {workers} worker.py processes did not start consuming '{queue}' within 30 s; "
+                           "is RabbitMQ answering?")
+        if (count := _consumers(broker, queue)) > workers:
+            raise _own_worker_error(count - workers, queue)
+        for task in tasks:
+            done = subprocess.run([sys.executable, str(root / "new_task.py"), task], env=env, capture_output=True,
+                                  text=True, timeout=60, check=True, stdin=subprocess.DEVNULL)
+            sent.append(done.stdout.strip())
+        wait_for(lambda: sum(log.read_text().count("Done") for log in logs) >= len(sent),
+                 30 + 10 * settings.time_scale())
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        outputs = [log.read_text() for log in logs]
+        shutil.rmtree(log_dir, ignore_errors=True)
+    return TerminalRun(sent, outputs)

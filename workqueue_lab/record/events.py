@@ -138,6 +138,10 @@ class EventLog:
     @property
     def events(self) -> list[Event]:
         """A snapshot copy; later events do not change it."""
+        return self.since(0)
+
+    def since(self, start: int) -> list[Event]:
+        """The events from index ``start`` on (a copy): what a reader that has seen ``start`` events has not."""
         with self._lock:
             events = self._events
             n = len(events)
@@ -146,7 +150,7 @@ class EventLog:
                 if type(e) is tuple:
                     events[i] = Event(*e)
             self._built = n
-            return events[:n]
+            return events[start:n]
 
     def __len__(self) -> int:
         return len(self._events)
@@ -169,43 +173,86 @@ def detail_fields(detail: str) -> dict[str, str]:
     return dict(word.split("=", 1) for word in detail.split() if "=" in word)
 
 
-def attempts(events: Iterable[Event]) -> list[Attempt]:
-    """Pair each DELIVER with the event that ended it, per worker and delivery tag.
+class Pairing:
+    """Pairs each DELIVER with the event that ended it, per worker and delivery tag, one event at a time.
 
-    A CRASH or TIMEOUT ends every attempt still open on that worker, because
-    the broker takes back everything unacknowledged on the closed channel.
+    The one place the lab pairs deliveries with outcomes: ``attempts()`` and ``state.RunState``
+    both build on it.  A CRASH, TIMEOUT or RECONNECT ends every attempt still open on that worker
+    (the broker takes back everything unacknowledged on the closed channel); a TIMEOUT on a tag
+    whose ACK came after the broker had closed the channel undoes that ACK.  Subclasses hear of
+    each ending through ``closed`` and ``unacked``.
     """
-    open_: dict[tuple[int, int | None], Event] = {}
-    out: list[Attempt] = []
-    acked_at: dict[tuple[int, int | None], int] = {}  # index in out of the last ACK per (worker, tag)
 
-    def close(start: Event, end: Event) -> None:
+    def __init__(self) -> None:
+        self.open: dict[tuple[int, int | None], Event] = {}  # (worker, tag) -> its DELIVER
+        self._acked: dict[tuple[int, int | None], Event] = {}  # (worker, tag) -> DELIVER of its last ACK
+
+    def add(self, e: Event) -> None:
+        """Take one more event (in log order)."""
+        worker = e.worker
+        if worker is None:
+            return
+        kind = e.kind
+        if kind == DELIVER:
+            self.open[(worker, e.tag)] = e
+        elif kind in ATTEMPT_ENDS or kind == RECONNECT:
+            self._end(e, worker, kind)
+
+    def _end(self, e: Event, worker: int, kind: str) -> None:
+        open_ = self.open
+        if kind in (CRASH, TIMEOUT, RECONNECT):  # the channel is gone: the broker takes its deliveries back
+            key = (worker, e.tag)
+            if kind == TIMEOUT and key in self._acked and key not in open_:
+                self.unacked(self._acked.pop(key), e)  # the ack came after the broker had closed the channel
+            keys = [k for k in open_ if k[0] == worker]
+        elif e.detail == "multiple":  # basic_ack(multiple=True) and friends: every tag up to this one
+            tag = e.tag or 0
+            keys = [k for k in open_ if k[0] == worker and (k[1] or 0) <= tag]
+        else:
+            key = (worker, e.tag)
+            start = open_.pop(key, None)
+            if start is not None:
+                if kind == ACK:
+                    self._acked[key] = start
+                self.closed(start, e)
+            return
+        for key in keys:
+            start = open_.pop(key)
+            if kind == ACK:
+                self._acked[key] = start
+            self.closed(start, e)
+
+    def closed(self, start: Event, end: Event) -> None:
+        """The attempt that began with ``start`` ended with ``end``."""
+
+    def unacked(self, start: Event, timeout: Event) -> None:
+        """The ACK that closed ``start``'s attempt came too late: ``timeout`` is its real outcome."""
+
+
+class _AttemptList(Pairing):
+    def __init__(self) -> None:
+        super().__init__()
+        self.out: list[Attempt] = []
+        self._index: dict[int, int] = {}  # id(start DELIVER) -> its ACKed attempt in out
+
+    def closed(self, start: Event, end: Event) -> None:
         if end.kind == ACK:
-            acked_at[(start.worker, start.tag)] = len(out)
-        out.append(Attempt(start.worker, start.task, start.t, end.t, end.kind,
-                           start.redelivered, end.requeue))
+            self._index[id(start)] = len(self.out)
+        self.out.append(Attempt(start.worker, start.task, start.t, end.t, end.kind, start.redelivered, end.requeue))
 
+    def unacked(self, start: Event, timeout: Event) -> None:
+        i = self._index.pop(id(start))
+        a = self.out[i]
+        self.out[i] = Attempt(a.worker, a.task, a.start, timeout.t, TIMEOUT, a.redelivered)
+
+
+def attempts(events: Iterable[Event]) -> list[Attempt]:
+    """Every attempt in ``events`` (still-open ones with outcome "open"), by start time."""
+    pairing = _AttemptList()
     for e in events:
-        if e.worker is None:
-            continue
-        if e.kind == DELIVER:
-            open_[(e.worker, e.tag)] = e
-        elif e.kind in (CRASH, TIMEOUT, RECONNECT):  # the channel is gone: the broker takes its deliveries back
-            if e.kind == TIMEOUT and (e.worker, e.tag) in acked_at and (e.worker, e.tag) not in open_:
-                # the ack came after the broker had closed the channel: it did not count
-                i = acked_at.pop((e.worker, e.tag))
-                a = out[i]
-                out[i] = Attempt(a.worker, a.task, a.start, e.t, TIMEOUT, a.redelivered)
-            for key in [k for k in open_ if k[0] == e.worker]:
-                close(open_.pop(key), e)
-        elif e.kind in ATTEMPT_ENDS:
-            if e.detail == "multiple":  # basic_ack(multiple=True): all tags up to this one
-                keys = [k for k in open_ if k[0] == e.worker and (k[1] or 0) <= (e.tag or 0)]
-            else:
-                keys = [(e.worker, e.tag)] if (e.worker, e.tag) in open_ else []
-            for key in keys:
-                close(open_.pop(key), e)
-    for start in open_.values():
+        pairing.add(e)
+    out = pairing.out
+    for start in pairing.open.values():
         out.append(Attempt(start.worker, start.task, start.t, None, "open", start.redelivered))
     out.sort(key=lambda a: (a.start, a.worker))
     return out

@@ -5,12 +5,12 @@
     panel                       # shows the controls; "Run" runs a real experiment
     result = panel.run()        # the same from code (returns the RunResult)
 
-Controls: prefetch (0-50; 0 = unlimited), number of workers (1-6) with one speed
+Controls: prefetch (0-300; 0 = unlimited), number of workers (1-6) with one speed
 slider each, the task mix and count, and failures injected into worker 1.  A run
-uses the lab's own orchestration (``workqueue_lab.experiment.Run``: declare, start
+uses the lab's own orchestration (``workqueue_lab.engine.run.Run``: declare, start
 every consumer, publish, wait, stop) on the kernel's main thread -- ipykernel calls
-a Button's ``on_click`` handlers on the main thread -- and the panel updates its
-progress bar from that same thread while the workers run.  Widget updates go out
+a Button's ``on_click`` handlers on the main thread -- and ``Run.wait`` updates the
+panel's progress bar from that same thread while the workers run.  Widget updates go out
 to the browser at once, even while the handler is still busy.
 
 Only this module imports ipywidgets; ``import workqueue_lab`` does not load it.
@@ -28,16 +28,18 @@ import ipywidgets as W
 from ..engine.scenario import POISON, Scenario, WorkerSpec, fault, numbered_tasks
 from ..engine.topology import TASK_QUEUE
 from ..record import events as ev
+from ..record.state import RunState
 
 if TYPE_CHECKING:
     from ..broker.handle import Broker
-    from ..engine.run import RunResult
+    from ..engine.result import RunResult
 
 __all__ = ["Panel", "panel_callback", "MIXES", "FAILURES", "tasks_for"]
 
-MAX_PREFETCH = 50
+MAX_PREFETCH = 300  # RabbitMQ's guidance for throughput goes up to 100-300
 MAX_WORKERS = 6
 MAX_TASKS = 40
+STALE_OPACITY = 0.4  # the last run's timeline and table while the next run goes
 
 # Task mixes: seconds of work (dots) for task i of n.
 MIXES = {
@@ -49,7 +51,7 @@ MIXES = {
 
 # What each failure toggle does to worker 1 (poison adds a message instead).
 FAILURES = {
-    "crash": "worker 1 dies in the middle of its first task and is restarted (no ack: redelivered)",
+    "crash": "worker 1 dies in the middle of its first task (no ack: the task is redelivered) and is restarted",
     "exception": "worker 1's first two tasks raise; the callback nacks them with requeue=True",
     "hang": "worker 1's first task takes 10 s",
     "slow": "every task on worker 1 takes 3 times longer",
@@ -124,6 +126,7 @@ class Panel:
                          for name, text in FAILURES.items()}
         for name, button in self.failures.items():
             button.add_class(f"wql-fault-{name}")
+            button.observe(lambda change, b=button: _style_toggle(b), names="value")
         self.run_button = W.Button(description="Run", button_style="primary", icon="play",
                                    tooltip="run these settings against RabbitMQ")
         self.run_button.add_class("wql-run")
@@ -135,6 +138,7 @@ class Panel:
         self.timeline.add_class("wql-timeline")
         self.table = W.HTML()
         self.table.add_class("wql-table")
+        self._png, self._table_html = b"", ""  # the last run's pictures, undimmed
 
         self._rebuild_speeds()
         self.workers.observe(lambda change: self._rebuild_speeds(), names="value")
@@ -194,7 +198,7 @@ class Panel:
 
     def run(self) -> RunResult:
         """Run the current scenario against RabbitMQ (what the Run button does); returns the result."""
-        from ..broker.handle import find_broker
+        from ..broker.discovery import find_broker
         from ..engine.run import Run
 
         scenario = self.scenario()
@@ -207,10 +211,7 @@ class Panel:
             broker.purge(run.queue)  # a message left from an earlier run would skew this one
             run.start()  # stops any run still going first
             run.publish()
-            began = time.monotonic()
-            self._watch(run, len(scenario.tasks))
-            remaining = scenario.timeout - (time.monotonic() - began)
-            result = run.wait(timeout=max(remaining, 1.0), progress=False)
+            result = run.wait(progress=_PanelProgress(self, len(scenario.tasks)))
             broker.purge(run.queue)
             self.last_result = result
             self._show(result)
@@ -218,36 +219,12 @@ class Panel:
             self.run_button.disabled = False
         return result
 
-    def _watch(self, run, total: int) -> None:
-        """Update the progress bar on this (the main) thread until every task is settled."""
-        self.progress.max = total
-        self.progress.value = 0
-        self.progress.bar_style = "info"
-        self.timeline.layout.display = "none"
-        self.table.value = ""
-        began = time.monotonic()
-        quiet_since = began
-        seen = 0
-        try:
-            while time.monotonic() - began < run.scenario.timeout:
-                run.log.wait_for_change(0.1)
-                events = run.log.events
-                now = time.monotonic()
-                if len(events) != seen:
-                    seen, quiet_since = len(events), now
-                states = _task_states(events)
-                settled = sum(s in ("done", "dropped") for s in states.values())
-                self.progress.value = settled
-                self.status.value = html.escape(_progress_text(events, settled, total, now - began))
-                if settled >= total or all(w.dead for w in run.workers):
-                    return
-                open_attempts = any(a.outcome == "open" for a in ev.attempts(events))
-                if not open_attempts and now - quiet_since > 2.0:
-                    return  # nothing happening: let Run.wait decide whether anything is lost
-                time.sleep(0.05)  # a busy run wakes us on every event; ~10 redraws a second is enough
-        except BaseException:
-            run.stop()
-            raise
+    def _dim(self) -> None:
+        """While a run goes, the last timeline and table stay where they are, faded: the page does not jump."""
+        if self.timeline.value:
+            self.timeline.value = _faded_png(self._png)
+        if self.table.value:
+            self.table.value = f'<div style="opacity:{STALE_OPACITY}">{self._table_html}</div>'
 
     def _show(self, result: RunResult) -> None:
         from .tables import summary_table
@@ -260,34 +237,78 @@ class Panel:
         fig = plot_timeline(events, title=f"prefetch={result.scenario.prefetch}  ·  {_default_title(events)}")
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90)
-        self.timeline.value = buf.getvalue()
+        self._png = buf.getvalue()
+        self.timeline.value = self._png
         self.timeline.layout.display = ""
-        self.table.value = summary_table(events)._repr_html_()
+        self._table_html = summary_table(events)._repr_html_()
+        self.table.value = self._table_html
 
     # --- showing the panel --------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
 
 
-def _task_states(events):
-    from ..engine.run import task_states
+class _PanelProgress:
+    """What ``Run.wait`` drives while the panel's run goes: the progress bar and the status line."""
 
-    return task_states(events)
+    min_interval = 0.1  # seconds between redraws: each one is a message to the browser
+
+    def __init__(self, panel: Panel, total: int) -> None:
+        self.panel, self.total = panel, total
+        self.began = time.monotonic()
+        self._last_draw = float("-inf")
+        panel._dim()  # first: the old pictures fade before anything of the new run shows
+        panel.progress.max = total
+        panel.progress.value = 0
+        panel.progress.bar_style = "info"
+
+    def update(self, state: RunState, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_draw < self.min_interval:
+            return
+        self._last_draw = now
+        counts = state.counts()
+        settled = counts["done"] + counts["dropped"]
+        self.panel.progress.value = settled
+        self.panel.status.value = html.escape(_progress_text(state, settled, self.total, now - self.began))
+
+    def close(self, state: RunState, note: str = "") -> None:
+        self.update(state, force=True)  # the result's own line replaces it when the run ends normally
 
 
-def _progress_text(events, settled: int, total: int, elapsed: float) -> str:
-    per_worker: dict[int, int] = {}
-    for e in events:
-        if e.kind in ev.SETTLED and e.worker is not None:
-            per_worker[e.worker] = per_worker.get(e.worker, 0) + 1
-    who = ", ".join(f"w{w}: {n}" for w, n in sorted(per_worker.items()))
+def _progress_text(state: RunState, settled: int, total: int, elapsed: float) -> str:
+    who = ", ".join(f"w{w}: {n}" for w, n in sorted(state.done_by_worker.items()) if n)
     return f"{settled}/{total} settled" + (f" ({who})" if who else "") + f" · {elapsed:.1f} s"
 
 
+def _style_toggle(button: W.ToggleButton) -> None:
+    """An active failure toggle is red with a warning icon; an inactive one is plain."""
+    button.button_style = "danger" if button.value else ""
+    button.icon = "exclamation-triangle" if button.value else ""
+
+
+def _faded_png(png: bytes) -> bytes:
+    """``png`` blended toward white (the last run's timeline while the next one runs)."""
+    from PIL import Image  # matplotlib's own dependency
+
+    with Image.open(io.BytesIO(png)) as img:
+        rgba = img.convert("RGBA")
+    white = Image.new("RGBA", rgba.size, "white")
+    buf = io.BytesIO()
+    Image.blend(white, rgba, STALE_OPACITY).save(buf, format="png")
+    return buf.getvalue()
+
+
 def _headline(result: RunResult) -> str:
-    per_worker = {w: len(t) for w, t in result.tasks_by_worker().items()}
+    # every worker of the scenario, a crashed one with 0 tasks included, so the line matches the controls
+    per_worker = {w: 0 for w in range(1, len(result.scenario.workers) + 1)}
+    per_worker.update({w: len(t) for w, t in result.tasks_by_worker().items()})
     parts = [f"makespan {result.makespan():.2f} s",
              "tasks per worker " + ", ".join(f"w{w}: {n}" for w, n in sorted(per_worker.items()))]
+    for w in sorted({e.worker for e in result.of_kind(ev.CRASH)}):
+        crashes = sum(1 for e in result.of_kind(ev.CRASH) if e.worker == w)
+        restarts = sum(1 for e in result.of_kind(ev.RESTART) if e.worker == w)
+        parts.append(f"w{w} crashed {crashes}×" + (f", restarted {restarts}×" if restarts else ", not restarted"))
     if result.redelivered:
         parts.append(f"{len(result.redelivered)} redelivered")
     dropped = sum(1 for e in result.of_kind(ev.NACK, ev.REJECT) if e.requeue is False)

@@ -5,7 +5,7 @@ In Jupyter it is one small HTML bar that updates in place
 on stderr; when stderr is not a terminal (CI logs, pytest) only the final line.
 Worker threads never print: they record events, and ``RunProgress`` (what
 ``Run.wait`` uses) or ``watch`` turns the event log into progress on the main
-thread.  Reads only ``workqueue_lab.events``.
+thread.  Reads only the event log and ``record.state``.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from __future__ import annotations
 import html
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 
 from ..record import events as ev
+from ..record.state import RunState
 
 __all__ = ["Progress", "RunProgress", "watch", "in_jupyter"]
 
@@ -138,84 +138,34 @@ class Progress:
         self.close()
 
 
-class _Counter:
-    """Counts outcomes from a growing event list, reading each event once.
-
-    Pairs deliveries with their outcomes the way ``events.attempts`` does, but
-    incrementally, so a long run costs the same per update as a short one.
-    """
-
-    def __init__(self) -> None:
-        self.seen = 0
-        self.open: dict[tuple[int, int | None], ev.Event] = {}
-        self.acked: dict[tuple[int, int | None], int | None] = {}  # last ack per (worker, tag): its task
-        self.settled: Counter = Counter()  # task id (None if unknown) -> settled attempts
-        self.redelivered = 0
-        self.crashes = 0
-        self.nacked = 0
-
-    @property
-    def done(self) -> int:
-        """Distinct tasks settled (attempts with an unknown task id count one each)."""
-        return sum(1 for task, n in self.settled.items() if task is not None and n > 0) + self.settled[None]
-
-    def feed(self, events: list[ev.Event]) -> None:
-        """Count ``events[self.seen:]``."""
-        for e in events[self.seen:]:
-            if e.worker is None:
-                continue
-            if e.kind == ev.DELIVER:
-                self.open[(e.worker, e.tag)] = e
-                self.redelivered += e.redelivered
-            elif e.kind in (ev.CRASH, ev.TIMEOUT):
-                self.crashes += e.kind == ev.CRASH
-                key = (e.worker, e.tag)
-                if e.kind == ev.TIMEOUT and key in self.acked and key not in self.open:
-                    self.settled[self.acked.pop(key)] -= 1  # a late ack, after the channel closed
-                for key in [k for k in self.open if k[0] == e.worker]:
-                    del self.open[key]
-            elif e.kind in ev.ATTEMPT_ENDS:
-                if e.detail == "multiple":
-                    keys = [k for k in self.open if k[0] == e.worker and (k[1] or 0) <= (e.tag or 0)]
-                else:
-                    keys = [(e.worker, e.tag)] if (e.worker, e.tag) in self.open else []
-                for key in keys:
-                    start = self.open.pop(key)
-                    if e.kind in ev.SETTLED:
-                        self.settled[start.task] += 1
-                        if e.kind == ev.ACK:
-                            self.acked[key] = start.task
-                    else:
-                        self.nacked += 1
-        self.seen = len(events)
-
-    def extra(self) -> dict[str, int]:
-        return {"redelivered": self.redelivered, "nacked": self.nacked, "crashed": self.crashes}
-
-
 class RunProgress:
-    """A ``Progress`` fed from an event log: ``update(log)`` as often as you like, ``close(log)`` once.
+    """A ``Progress`` that shows a ``RunState``: ``update(...)`` as often as you like, ``close(...)`` once.
 
-    What ``Run.wait`` uses; ``watch`` is the same loop for code that has only a log.
+    Pass an ``EventLog`` (its new events are read into the state first) or the ``RunState`` a run
+    already keeps up to date (what ``Run.wait`` does).  ``watch`` is the same for code that has only a log.
     """
 
-    def __init__(self, total: int, label: str = "") -> None:
+    def __init__(self, total: int, label: str = "", state: RunState | None = None) -> None:
         self.progress = Progress(total, label)
-        self.counter = _Counter()
+        self.state = RunState() if state is None else state
 
-    def update(self, log: ev.EventLog, force: bool = False) -> None:
+    def _read(self, source: ev.EventLog | RunState | None) -> RunState:
+        if isinstance(source, ev.EventLog):
+            self.state.feed(source)
+        return self.state
+
+    def update(self, source: ev.EventLog | RunState, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self.progress._last_draw < self.progress.min_interval:
-            return  # skip even the snapshot of the log: nothing would be drawn
-        self.counter.feed(log.events)
-        self.progress.update(self.counter.done, self.counter.extra(), force=force)
+            return  # skip even reading the log: nothing would be drawn
+        state = self._read(source)
+        self.progress.update(state.completed, state.extra(), force=force)
 
-    def close(self, log: ev.EventLog | None = None, note: str = "") -> None:
-        """Count the last events and show the final line; ``note`` goes first ("timed out after 10 s")."""
-        if log is not None:
-            self.counter.feed(log.events)
-        self.progress.done = self.counter.done
-        self.progress.extra = self.counter.extra()
+    def close(self, source: ev.EventLog | RunState | None = None, note: str = "") -> None:
+        """Read the last events and show the final line; ``note`` goes first ("timed out after 10 s")."""
+        state = self._read(source)
+        self.progress.done = state.completed
+        self.progress.extra = state.extra()
         self.progress.close(self.progress.text(note))
 
 

@@ -140,7 +140,7 @@ def throughput(broker: Broker | None = None, prefetch_values: Sequence[int] = (1
     value again, interleaved, and keeps the best.
     Messages are transient: this measures dispatch, not the disk.
     """
-    from ..broker.handle import find_broker
+    from ..broker.discovery import find_broker
 
     values = _check_values(prefetch_values)
     if n < 1:
@@ -174,6 +174,7 @@ def _throughput_once(broker: Broker, prefetch: int, n: int, workers: int, timeou
     scenario = Scenario(tasks=(), workers=make_workers(workers), prefetch=prefetch, queue=SWEEP_QUEUE,
                         persistent=False)
     run = Run(callback, scenario, broker)
+    run.expect_waiting = n  # the backlog below is the run's own: no "already waiting" note about it
     _fill(broker, run.queue, n, durable=scenario.durable)
     try:
         run.start()  # returns once every worker's consumer is registered
@@ -240,7 +241,7 @@ def makespan_by_prefetch(broker: Broker | None = None, prefetch_values: Sequence
     are reported in *work seconds* (real seconds divided by the time scale), so
     the numbers read the same at any time scale.
     """
-    from ..broker.handle import find_broker
+    from ..broker.discovery import find_broker
     from ..engine.run import run as lab_run
     from ..lessons.callbacks import lesson_callback
 
@@ -281,8 +282,10 @@ def plot_sweeps(*sweeps: Sweep, title: str | None = None):
         y = [p.value for p in points]
         best = sweep.best()
         ax.plot(x, y, marker="o", color="#4c78a8", linewidth=2)
+        # one format per panel ("7.00" beside "7.01", not "7"): whole numbers once the values are large
+        fmt = "{:,.0f}" if min(y) >= 100 else "{:.2f}"
         for xi, p in zip(x, points, strict=True):
-            text = f"{p.value:,.0f}" if p.value >= 100 else f"{p.value:.3g}"
+            text = fmt.format(p.value)
             ax.annotate(text, (xi, p.value), xytext=(0, 6), textcoords="offset points",
                         ha="center", fontsize=8, fontweight="bold" if p.prefetch == best else "normal")
         ax.set_xticks(list(x), [label(p.prefetch) for p in points])

@@ -13,7 +13,7 @@ from numbers import Number
 
 from ..record import events as ev
 
-__all__ = ["Table", "summary_table", "event_table"]
+__all__ = ["Table", "facts_table", "summary_table", "event_table"]
 
 
 def _is_number(value) -> bool:
@@ -111,6 +111,12 @@ class Table:
             parts.append(f'<tr><td colspan="{max(len(self.columns), 1)}"><i>no rows</i></td></tr>')
         parts.append("</tbody></table>")
         return "".join(parts)
+
+
+def facts_table(facts: Mapping[str, object], caption: str = "") -> Table:
+    """Two columns, what and value: one row per fact (e.g. the versions and URLs notebook 00 shows)."""
+    return Table(({"what": k, "value": "" if v is None else str(v)} for k, v in facts.items()),
+                 columns=("what", "value"), caption=caption, headers={"what": "", "value": ""})
 
 
 SUMMARY_COLUMNS = ("worker", "done", "attempts", "busy_s", "idle_s", "redelivered", "nacked", "crashes")

@@ -22,7 +22,8 @@ does; end the line with ``;`` then.
 
 Marks on the timeline (the legend lists only those present)
 -----------------------------------------------------------
-* bar: one attempt, coloured by task (same task, same colour on every worker; 8 colours cycle)
+* bar: one attempt, coloured by task (same task, same colour on every worker; no two tasks of a run
+  share a colour: up to 8 tasks from Tableau 10, more from evenly spaced hues)
 * hatched bar: a redelivered attempt (the label reads ``↻ 3``); past 300 of them, a dark top
   strip instead, because hatching is slow
 * faint bar with a dashed edge: still open at the end of the log (never acked)
@@ -52,7 +53,7 @@ ARRIVAL_LANES = (
 )
 
 # Task colours: Tableau 10 without its red and orange (kept for crash and nack marks), lightened so
-# black labels stay readable.  They cycle every 8 tasks.
+# black labels stay readable.  A run with more tasks gets one hue per task instead (see _palette).
 _TASK_COLORS = ("#4e79a7", "#edc948", "#59a14f", "#b07aa1", "#76b7b2", "#ff9da7", "#9c755f", "#bab0ac")
 _UNKNOWN_TASK = "#dcdcdc"
 _NACK = "#f28e2b"
@@ -101,18 +102,43 @@ def __getattr__(name: str):  # LabFigure is created on first use, so importing s
     raise AttributeError(name)
 
 
-def _palette():
-    import numpy as np
-    from matplotlib.colors import to_rgba_array
+def _palette(n_tasks: int = len(_TASK_COLORS)):
+    """(colours, unknown): row ``task - 1`` is task ``task``'s RGBA colour; no two of ``n_tasks`` rows alike.
 
-    base = to_rgba_array(_TASK_COLORS)
+    Up to 8 tasks: Tableau 10 without red and orange.  More: ``n_tasks`` hues evenly spaced from yellow
+    round to pink (skipping the reds and oranges the crash and nack marks use), handed out in a stride
+    order so consecutive task numbers get far-apart hues, with two alternating shades.
+    """
+    import math
+
+    import numpy as np
+    from matplotlib.colors import hsv_to_rgb, to_rgba_array
+
+    if n_tasks <= len(_TASK_COLORS):
+        base = to_rgba_array(_TASK_COLORS)
+    else:
+        stride = round(n_tasks * 0.382)  # ~ the golden ratio: neighbours land far apart on the hue circle
+        while math.gcd(stride, n_tasks) != 1:
+            stride += 1
+        slot = (np.arange(n_tasks) * stride) % n_tasks
+        hsv = np.empty((n_tasks, 3))
+        hsv[:, 0] = (50 + 270 * slot / (n_tasks - 1)) / 360
+        hsv[:, 1] = np.where(np.arange(n_tasks) % 2, 0.75, 0.55)
+        hsv[:, 2] = np.where(np.arange(n_tasks) % 2, 0.62, 0.85)
+        base = np.ones((n_tasks, 4))
+        base[:, :3] = hsv_to_rgb(hsv)
     base[:, :3] = base[:, :3] * 0.7 + 0.3  # toward white
     return base, np.array(to_rgba_array(_UNKNOWN_TASK)[0])
 
 
-def task_color(task: int | None):
-    """The RGBA colour a task gets on every picture (cycles every 8 tasks)."""
-    pal, unknown = _palette()
+def _task_count(evs: Sequence[ev.Event]) -> int:
+    """The highest task number in the log: how many colours its tasks need."""
+    return max((e.task for e in evs if e.task is not None), default=0)
+
+
+def task_color(task: int | None, n_tasks: int = len(_TASK_COLORS)):
+    """The RGBA colour ``task`` gets on every picture of a run with ``n_tasks`` tasks (each task its own)."""
+    pal, unknown = _palette(n_tasks)
     return tuple(unknown) if task is None else tuple(pal[(task - 1) % len(pal)])
 
 
@@ -211,7 +237,7 @@ def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_ax
     n = len(atts)
     dense = n > _DENSE
     if n:
-        pal, unknown = _palette()
+        pal, unknown = _palette(_task_count(evs))
         table = np.array([(a.start, t_end if a.end is None else a.end, lanes[a.worker],
                            0 if a.task is None else a.task, a.redelivered, a.end is None) for a in atts],
                          dtype=float)
@@ -333,7 +359,8 @@ def _draw_arrivals(ax, evs, kind, y_lane, t0, t_end, legend, marker, gid, max_la
 
     here = [e for e in evs if e.kind == kind]
     x = np.array([e.t - t0 for e in here])
-    colors = np.array([task_color(e.task) for e in here])
+    pal, unknown = _palette(_task_count(evs))
+    colors = np.array([unknown if e.task is None else pal[(e.task - 1) % len(pal)] for e in here])
     colors[:, :3] *= 0.85
     if kind == ev.RETRY_WAIT:
         ends = np.array(_next_deliveries(evs, here), dtype=float)
@@ -447,7 +474,7 @@ def plot_distribution(events: Iterable[ev.Event], ax=None, title: str | None = "
     atts = ev.attempts(evs)
     workers = _workers(evs)
     if ax is None:
-        fig = _new_figure(min(3.6 + 0.85 * max(len(workers), 2), _WIDTH_IN + 1), 3.4)
+        fig = _new_figure(min(3.2 + 0.85 * max(len(workers), 2), _WIDTH_IN + 1), 3.8)
         ax = fig.add_subplot()
     ax.spines[["top", "right"]].set_visible(False)
     ax.grid(axis="y", color="#e6e6e6", linewidth=0.8)
@@ -491,11 +518,13 @@ def plot_distribution(events: Iterable[ev.Event], ax=None, title: str | None = "
             ax.annotate(text, (xi, top), xytext=(0, 3), textcoords="offset points", ha="center",
                         va="bottom", fontsize=8, color=_INK)
     ax.set_xticks(x, [f"worker {w}" for w in workers])
-    ax.set_ylabel("attempts")
+    # What the bars count: tasks done, and when some deliveries failed, those too (one per delivery).
+    ax.set_ylabel("tasks done" if bottom.sum() == done.sum() else "deliveries (done or failed)")
     ax.set_ylim(0, max(bottom.max(), 1) * 1.25)
     ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-              borderaxespad=0)
+    # Under the plot, centred on it: beside it, the legend pushed the bars into the left half of the figure.
+    ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12),
+              ncols=min(len(handles), 2), borderaxespad=0, columnspacing=1.2)
     return ax.figure
 
 
@@ -506,35 +535,51 @@ def plot_queue_depth(samples: Sequence[tuple[float, int, int]], ax=None,
     ``samples`` is a list of ``(t, ready, unacked)``.  Times are shown from the
     first sample, or from the first publish when the run's ``events`` are given
     (the samples must then use the event log's clock), so the picture lines up
-    with the timeline.
+    with the timeline.  On its own figure the two counts get a panel each, one above
+    the other on a shared time axis, so equal counts (2 ready, 2 unacked) stay two
+    visible lines; drawn into a given ``ax`` they share it, ready drawn a little above.
     """
     import numpy as np
 
     if ax is None:
-        fig = _new_figure(_WIDTH_IN, 3.2)
-        ax = fig.add_subplot()
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.grid(color="#e6e6e6", linewidth=0.8)
-    ax.set_axisbelow(True)
-    if title:
-        ax.set_title(title, loc="left", fontsize=11, color=_INK)
-    ax.set_ylabel("messages")
-    if not samples:
-        ax.text(0.5, 0.5, "no samples yet", transform=ax.transAxes, ha="center", va="center", color="#888888")
-        return ax.figure
-    data = np.array(sorted(samples), dtype=float)
-    if events is not None:
-        t0 = _origin(list(events))
-        ax.set_xlabel(XLABEL)
+        fig = _new_figure(_WIDTH_IN, 3.6)
+        axes = list(fig.subplots(2, 1, sharex=True))
     else:
-        t0 = data[0, 0]
-        ax.set_xlabel("seconds since the first sample")
+        axes = [ax]
+    for a in axes:
+        a.spines[["top", "right"]].set_visible(False)
+        a.grid(color="#e6e6e6", linewidth=0.8)
+        a.set_axisbelow(True)
+    if title:
+        axes[0].set_title(title, loc="left", fontsize=11, color=_INK)
+    if not samples:
+        axes[0].set_ylabel("messages")
+        axes[0].text(0.5, 0.5, "no samples yet", transform=axes[0].transAxes, ha="center", va="center",
+                     color="#888888")
+        return axes[0].figure
+    data = np.array(sorted(samples), dtype=float)
+    t0 = _origin(list(events)) if events is not None else data[0, 0]
+    axes[-1].set_xlabel(XLABEL if events is not None else "seconds since the first sample")
     t = data[:, 0] - t0
-    ax.plot(t, data[:, 1], drawstyle="steps-post", color="#4c78a8", linewidth=2, label="ready (waiting)")
-    ax.plot(t, data[:, 2], drawstyle="steps-post", color=_NACK, linewidth=2,
-            label="unacked (delivered, no ack yet)")
-    ax.fill_between(t, data[:, 2], step="post", color=_NACK, alpha=0.15, linewidth=0)
-    ax.set_ylim(0, max(data[:, 1:].max(), 1) * 1.15)
-    ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.legend(frameon=False, fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    return ax.figure
+    known = data[:, 1:][~np.isnan(data[:, 1:])]  # unacked is None (NaN) where the broker does not report it
+    top = max(known.max() if known.size else 0, 1) * 1.15
+    lines = (("ready (waiting)", data[:, 1], "#4c78a8", "queue-ready"),
+             ("unacked (delivered, no ack yet)", data[:, 2], _NACK, "queue-unacked"))
+    for i, (label, y, color, gid) in enumerate(lines):
+        a = axes[i] if len(axes) == 2 else axes[0]
+        if len(axes) == 1 and i == 0:
+            y = y + top * 0.015  # one axes: lift ready a hair so it cannot hide under an equal unacked
+        if np.isnan(y).all():
+            a.text(0.5, 0.5, f"{label.split(' (')[0]}: this broker does not report it", transform=a.transAxes,
+                   ha="center", va="center", color="#888888")
+        a.plot(t, y, drawstyle="steps-post", color=color, linewidth=2, label=label, gid=gid)
+        a.fill_between(t, y, step="post", color=color, alpha=0.15, linewidth=0)
+        a.set_ylim(0, top)
+        a.yaxis.get_major_locator().set_params(integer=True)
+        if len(axes) == 2:
+            a.set_ylabel(label.split(" (")[0], color=color, fontweight="bold")
+            a.text(1.0, 1.0, label, transform=a.transAxes, ha="right", va="bottom", fontsize=9, color=color)
+    if len(axes) == 1:
+        axes[0].set_ylabel("messages")
+        axes[0].legend(frameon=False, fontsize=9, loc="upper right")
+    return axes[0].figure

@@ -120,7 +120,7 @@ class Cluster:
                                   "started_at": time.time()}, mt)
 
     def _up(self, m: Member, timeout: float = 0.5) -> bool:
-        return amqp_answers(m.info, timeout=timeout, expect=layout.cluster_name(self.base))
+        return amqp_answers(m.info.amqp_port, m.info.nodename, timeout=timeout, expect=layout.cluster_name(self.base))
 
     def wait_until_ready(self, timeout: float = 180.0, members: list[Member] | None = None) -> Cluster:
         """Wait until every member (or those given) answers AMQP and is a running member of the cluster."""

@@ -7,6 +7,7 @@ import subprocess
 import threading
 from typing import Protocol
 
+from ..control import Control
 from ..handle import Broker
 
 
@@ -26,6 +27,43 @@ class Members(Protocol):
 
     def stop(self) -> None: ...
 
+    def kill(self) -> None: ...
+
+
+class ClusterControl(Control):
+    """What the lab may do with its private cluster: all of it but node settings, which are per node."""
+
+    kind = "cluster"
+
+    def __init__(self, cluster: Members) -> None:
+        super().__init__(cluster.nodes[0].url)
+        self.cluster = cluster
+
+    def abilities(self) -> frozenset[str]:
+        return frozenset({"stats", "restart", "stop", "kill", "ctl"}) if self.cluster.running() else frozenset()
+
+    def _refusal(self, action: str) -> str:
+        if action == "settings":
+            return ("A node setting is per node on a cluster; run it on each member with "
+                    "cluster.ctl(node, 'eval', ...) instead.")
+        return "The lab's private cluster is not running; start it again with Cluster.start()."
+
+    def restart(self, wait: float = 180.0) -> None:
+        self.require("restart")
+        self.cluster.restart(wait)
+
+    def stop(self) -> None:
+        self.require("stop")
+        self.cluster.stop()
+
+    def kill(self) -> None:
+        self.require("kill")
+        self.cluster.kill()
+
+    def ctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+        self.require("ctl")
+        return self.cluster.ctl(None, *args, timeout=timeout)
+
 
 class ClusterBroker(Broker):
     """A ``Broker`` on a cluster: ``parameters()`` is the list of every member, so ``connect()`` (pika's
@@ -33,7 +71,7 @@ class ClusterBroker(Broker):
     workers of a run spread over the nodes and move to a survivor when theirs dies."""
 
     def __init__(self, cluster: Members) -> None:
-        super().__init__(cluster.nodes[0].url, "cluster", cluster.mgmt_url, cluster)
+        super().__init__(cluster.nodes[0].url, ClusterControl(cluster), cluster.mgmt_url)
         self.cluster = cluster
         self._next = itertools.count()
         self._lock = threading.Lock()
@@ -42,16 +80,3 @@ class ClusterBroker(Broker):
         with self._lock:
             prefer = next(self._next)
         return self.cluster.connection_parameters(prefer, **overrides)
-
-    def ctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess | None:
-        return self.cluster.ctl(None, *args, timeout=timeout)
-
-    def can_control(self) -> bool:
-        return bool(self.cluster.running())
-
-    def restart(self, wait: float = 180.0) -> None:
-        self.cluster.restart(wait)
-        self._version = None
-
-    def stop(self) -> None:
-        self.cluster.stop()

@@ -10,30 +10,32 @@ One node per user: the first ``start()`` picks free ports and records them;
 later kernels find the node through the state file and reuse it.
 
 Modules: ``users`` (who runs it), ``ports``, ``procs`` (its OS processes), ``files`` (state, config,
-environment, lock), ``lifecycle`` (start/stop/restart), ``ctl`` (rabbitmqctl, runtime settings).
+environment, lock), ``lifecycle`` (start/stop/restart/kill), ``ctl`` (rabbitmqctl, runtime settings).
 
 When the caller is root (CI), the node runs as an unprivileged user
 (``wqlab`` by default, created on first use), and so does every CLI call.
 
-    python -m workqueue_lab.broker.node start [--background] [--memory-mb N] [--wait S]
-    python -m workqueue_lab.broker.node stop | status | url | restart
+    workqueue-lab node start [--background] [--memory-mb N] [--wait S]
+    workqueue-lab node stop | status | url | restart | kill
 """
 
 from __future__ import annotations
 
 from .ctl import ctl, get_app_env, set_app_env
-from .files import DEFAULT_MEMORY_MB, NodeInfo, server_script
-from .lifecycle import pid, restart, running, start, stop, wait_until_ready
+from .files import DEFAULT_MEMORY_MB, NodeInfo, boot_log, server_script
+from .lifecycle import kill, pid, restart, running, start, stop, wait_until_ready
 from .ports import LOOPBACK
 from .users import DEFAULT_USER
 
 __all__ = [
     "DEFAULT_MEMORY_MB",
     "NodeInfo",
+    "boot_log",
     "DEFAULT_USER",
     "LOOPBACK",
     "ctl",
     "get_app_env",
+    "kill",
     "pid",
     "restart",
     "running",

@@ -9,7 +9,7 @@ from pathlib import Path
 from ... import settings
 from ...errors import BrokerUnavailable, LabError
 from .ports import LOOPBACK
-from .users import Target, drop_kwargs
+from .users import Target, drop_kwargs, target
 
 DEFAULT_MEMORY_MB = 256
 
@@ -39,6 +39,9 @@ class NodeInfo:
     def mgmt_url(self) -> str:
         """Base URL of the management UI and HTTP API."""
         return f"http://{LOOPBACK}:{self.mgmt_port}"
+
+
+NO_NODE = "No private RabbitMQ node has been started; run `workqueue-lab node start`."
 
 
 def state_path(base: Path) -> Path:
@@ -109,7 +112,7 @@ def config_text(info: NodeInfo, memory_mb: int, management: bool = True) -> str:
     # Without the management plugin its keys are unknown to the config schema: the node refuses to boot.
     mgmt = f"management.tcp.ip = {LOOPBACK}\nmanagement.tcp.port = {info.mgmt_port}\n" if management else ""
     return (
-        "# Written by workqueue_lab.private_node at every start; edits are overwritten.\n"
+        "# Written by workqueue_lab.broker.node at every start; edits are overwritten.\n"
         f"listeners.tcp.1 = {LOOPBACK}:{info.amqp_port}\n"
         f"{mgmt}"
         "# Absolute, because a container (Binder) sees the whole host's RAM.\n"
@@ -120,9 +123,9 @@ def config_text(info: NodeInfo, memory_mb: int, management: bool = True) -> str:
 
 
 ADVANCED_CONFIG = (
-    "%% Written by workqueue_lab.private_node.  Erlang terms, e.g.\n"
+    "%% Written by workqueue_lab.broker.node.  Erlang terms, e.g.\n"
     "%% [{rabbit, [{channel_tick_interval, 1000}]}].\n"
-    "%% Runtime changes: workqueue_lab.private_node.set_app_env(key, value).\n"
+    "%% Runtime changes: workqueue_lab.broker.node.set_app_env(key, value).\n"
     "[].\n"
 )
 
@@ -233,3 +236,13 @@ class NodeLock:
     def __exit__(self, *exc: object) -> None:
         os.close(self.fd)  # releases the lock
 
+
+def current() -> tuple[NodeInfo, dict] | None:
+    """The node this user (or, as root, the node's user) has a state file for, and that state."""
+    t = target()
+    if t is None:
+        return None
+    state = read_state(t.base)
+    if not state:
+        return None
+    return info_from_state(state, t.base), state

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
 
 from ...errors import BrokerUnavailable, LabError
+from ..address import port_open
 from . import users
+from .ctl import ctl
 from .files import (
     DEFAULT_MEMORY_MB,
+    NO_NODE,
     NodeInfo,
     NodeLock,
     boot_log,
     check_reachable,
+    current,
     info_from_state,
     node_env,
     pid_file,
@@ -22,22 +27,13 @@ from .files import (
     script_or_fail,
     write_state,
 )
-from .ports import LOOPBACK, amqp_answers, pick_ports, port_open, wait_ports_free
+from .ports import LOOPBACK, amqp_answers, pick_ports, wait_ports_free
 from .procs import alive, kill_leftovers, node_pids
 from .users import Target, default_nodename, drop_kwargs, target, target_from_state
 
-NO_NODE = "No private RabbitMQ node has been started; run `python -m workqueue_lab.broker.node start`."
+log = logging.getLogger(__name__)
 
-
-def current() -> tuple[NodeInfo, dict] | None:
-    t = target()
-    if t is None:
-        return None
-    state = read_state(t.base)
-    if not state:
-        return None
-    return info_from_state(state, t.base), state
-
+BOOT_MARK = "====="  # starts the boot log's part for one launch
 
 def pid() -> int | None:
     """OS pid of the running node's Erlang VM (beam.smp), or None."""
@@ -58,7 +54,7 @@ def running() -> NodeInfo | None:
     if cur is None:
         return None
     info, _ = cur
-    return info if amqp_answers(info) else None
+    return info if amqp_answers(info.amqp_port, info.nodename) else None
 
 
 def wait_until_ready(timeout: float = 90.0, info: NodeInfo | None = None) -> NodeInfo:
@@ -71,12 +67,12 @@ def wait_until_ready(timeout: float = 90.0, info: NodeInfo | None = None) -> Nod
     deadline = time.monotonic() + timeout
     amqp = False
     while True:
-        amqp = amqp or amqp_answers(info, timeout=0.5)
-        if amqp and port_open(info.mgmt_port):
+        amqp = amqp or amqp_answers(info.amqp_port, info.nodename, timeout=0.5)
+        if amqp and port_open(LOOPBACK, info.mgmt_port):
             return info
         if not amqp and not alive(info.base, state.get("pgid")):
             # Check once more: the VM may have answered between the two probes.
-            if not amqp_answers(info, timeout=0.5):
+            if not amqp_answers(info.amqp_port, info.nodename, timeout=0.5):
                 raise BrokerUnavailable(
                     f"The private RabbitMQ node {info.nodename} exited while booting; "
                     f"read {boot_log(info.base)} and {info.base / 'log'} for the reason."
@@ -104,13 +100,15 @@ def start(wait: float = 90.0, memory_mb: int = DEFAULT_MEMORY_MB, run_as: str | 
     return start_as(t, wait, memory_mb, keep_ports=False)
 
 
-def start_as(t: Target, wait: float, memory_mb: int, keep_ports: bool) -> NodeInfo:
+def start_as(t: Target, wait: float, memory_mb: int, keep_ports: bool, retry: bool = True) -> NodeInfo:
+    """Boot (or reuse) the node of ``t``.  A first boot whose ports were taken between picking and binding
+    (another node started at the same moment) picks new ports once and boots again."""
     script = script_or_fail()
     with NodeLock(t):
         state = read_state(t.base) or {}
         if state:
             info = info_from_state(state, t.base)
-            if amqp_answers(info):
+            if amqp_answers(info.amqp_port, info.nodename):
                 return info
             if alive(t.base, state.get("pgid")):
                 # Launched by another kernel and still booting: just wait for it.
@@ -147,7 +145,28 @@ def start_as(t: Target, wait: float, memory_mb: int, keep_ports: bool) -> NodeIn
         write_state(t.base, state, t)
     if wait <= 0:
         return info
-    return wait_until_ready(wait, info)
+    try:
+        return wait_until_ready(wait, info)
+    except BrokerUnavailable:
+        if not port_taken_at_boot(info.base) or (not keep_ports and not retry):
+            raise
+        if not keep_ports:
+            return start_as(t, wait, memory_mb, keep_ports=False, retry=False)
+        # a restart keeps its ports (clients hold its URL), and another node took one while this one was down
+        raise BrokerUnavailable(
+            f"Another program took a port of the private node ({info.amqp_port}, {info.mgmt_port} or "
+            f"{info.dist_port}) while it was down; stop that program, or run `workqueue-lab node stop` and "
+            "`workqueue-lab node start` to boot on new ports."
+        ) from None
+
+
+def port_taken_at_boot(base: Path) -> bool:
+    """Did the last boot stop because a port was taken?  (Its part of the boot log says eaddrinuse.)"""
+    try:
+        text = boot_log(base).read_text(errors="replace")
+    except OSError:
+        return False
+    return "eaddrinuse" in text.rpartition(BOOT_MARK)[2]
 
 
 def launch(script: Path, info: NodeInfo, t: Target) -> int:
@@ -158,7 +177,7 @@ def launch(script: Path, info: NodeInfo, t: Target) -> int:
     with open(log_path, "ab") as log:
         if t.drop:
             os.chown(log_path, t.uid, t.gid)
-        log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {info.nodename} =====\n".encode())
+        log.write(f"\n{BOOT_MARK} {time.strftime('%Y-%m-%d %H:%M:%S')} starting {info.nodename} =====\n".encode())
         log.flush()
         # `sh -c '"$0" &'` forks the server and exits at once, so the server is
         # nobody's zombie-to-be and no Popen object lingers in the kernel; it
@@ -185,7 +204,7 @@ def stop(wait: float = 30.0) -> bool:
         return False
     info, state = cur
     pgid = state.get("pgid")
-    running_now = alive(info.base, pgid) or amqp_answers(info)
+    running_now = alive(info.base, pgid) or amqp_answers(info.amqp_port, info.nodename)
     if not running_now:
         return False
     deadline = time.monotonic() + wait
@@ -198,14 +217,32 @@ def stop(wait: float = 30.0) -> bool:
         os.kill(beam, signal.SIGTERM)
     else:
         try:
-            from .ctl import ctl  # ctl imports this module: import it when needed
-
             ctl("shutdown", timeout=max(wait, 5.0))
-        except LabError:
-            pass
+        except LabError as exc:  # the wait below and kill_leftovers end it anyway
+            log.debug("rabbitmqctl shutdown: %s", exc)
     while time.monotonic() < deadline and alive(info.base, pgid):
         time.sleep(0.2)
     kill_leftovers(info.base, pgid)
+    return True
+
+
+def kill(wait: float = 10.0) -> bool:
+    """SIGKILL the node's Erlang VM by PID (no clean shutdown, like a power cut); True if one was running.
+
+    Its helper processes (erl_child_setup, inet_gethost) go too, so ``restart()`` finds the ports free.
+    """
+    import signal
+
+    cur = current()
+    beam = pid()
+    if cur is None or beam is None:
+        return False
+    info, state = cur
+    os.kill(beam, signal.SIGKILL)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline and beam in node_pids(info.base, state.get("pgid")):
+        time.sleep(0.05)
+    kill_leftovers(info.base, state.get("pgid"))
     return True
 
 

@@ -1,15 +1,13 @@
-"""Ports of a private node: pick free ones on loopback, and probe whether a port is this node's AMQP."""
+"""Ports of a private node: pick free ones on loopback, and probe whether a port is this node's AMQP.
+
+(Whether any port answers at all: ``broker.address.port_open``.)
+"""
 
 from __future__ import annotations
 
 import time
 
 from ...errors import BrokerUnavailable
-
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: keep imports cheap
-if TYPE_CHECKING:
-    from .files import NodeInfo
-
 
 AMQP_PORT, MGMT_PORT, DIST_PORT = 5673, 15673, 25673  # first candidates; upward from there
 
@@ -20,15 +18,15 @@ PORT_TRIES = 200
 LOOPBACK = "127.0.0.1"
 
 
-def amqp_answers(info: NodeInfo, timeout: float = 1.0, expect: str | None = None) -> bool:
-    """True if info.amqp_port speaks AMQP 0-9-1 *and* is this node (not a stranger on the port).
+def amqp_answers(port: int, nodename: str, timeout: float = 1.0, expect: str | None = None) -> bool:
+    """True if ``port`` speaks AMQP 0-9-1 *and* is the node ``nodename`` (not a stranger on the port).
 
     ``expect``: the text the server properties must contain (default: the node's own id); a
     cluster member reports the cluster's name instead, which is the same on every member."""
     import socket
 
     try:
-        with socket.create_connection((LOOPBACK, info.amqp_port), timeout=timeout) as sock:
+        with socket.create_connection((LOOPBACK, port), timeout=timeout) as sock:
             sock.settimeout(timeout)
             sock.sendall(b"AMQP\x00\x00\x09\x01")
             data = b""
@@ -43,17 +41,7 @@ def amqp_answers(info: NodeInfo, timeout: float = 1.0, expect: str | None = None
     # server properties include cluster_name, which defaults to "<node id>@<host>".
     if len(data) < 11 or data[0] != 1 or data[7:11] != b"\x00\x0a\x00\x0a":
         return False
-    return (expect or info.nodename.split("@")[0] + "@").encode() in data
-
-
-def port_open(port: int, timeout: float = 0.5) -> bool:
-    import socket
-
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    return (expect or nodename.split("@")[0] + "@").encode() in data
 
 
 def port_free(port: int) -> bool:

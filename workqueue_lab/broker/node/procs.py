@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
@@ -18,6 +19,8 @@ def group_alive(pgid: int | None) -> bool:
         return True
     return True
 
+
+log = logging.getLogger(__name__)
 
 NODE_COMMS = ("beam.smp", "erl_child_setup", "inet_gethost")
 
@@ -68,8 +71,8 @@ def kill_leftovers(base: Path, pgid: int | None) -> None:
         for p in pids:
             try:
                 os.kill(p, sig)
-            except OSError:
-                pass
+            except OSError as exc:  # gone meanwhile, or not ours to signal
+                log.debug("kill %s %s: %s", p, sig, exc)
         for _ in range(25):
             if not node_pids(base, pgid):
                 return

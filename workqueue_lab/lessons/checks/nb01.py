@@ -1,15 +1,30 @@
-"""Self-checks for notebook 01, the work-queue pattern: round robin, and two terminals."""
+"""Self-checks for notebook 01, the work-queue pattern: round robin vs first free, and two terminals.
+
+Two dispatch rules give the same split on the lesson's four tasks but not in general:
+
+* prefetch 0 (no limit): RabbitMQ deals the messages out in strict turns, whatever they cost
+  (``round_robin``);
+* prefetch 1: a worker holds one unacknowledged message, so the next task goes to the first
+  worker that is free (``first_free``, computed from the tasks' lengths).
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
+from ...engine.scenario import numbered_tasks
 from ...record import events as ev
 from . import evidence
 from .base import Check, events_of, not_a_run, verdict
 
-__all__ = ["round_robin", "check_round_robin", "tasks_in_output", "check_two_terminals"]
+__all__ = ["THIRD_WORKER_TASKS", "round_robin", "first_free", "lengths_sent", "check_round_robin",
+           "check_third_worker", "tasks_in_output", "check_two_terminals"]
+
+# Exercise 1: six tasks on three workers at prefetch 1.  Lengths chosen so that no two workers are
+# ever free at the same moment (no tie for the broker to break) and so that "the first worker that
+# is free" and "the next in turn" give different splits.
+THIRD_WORKER_TASKS = numbered_tasks([5, 1, 2, 3, 3, 3])
 
 
 def round_robin(tasks: int, workers: int) -> dict[int, list[int]]:
@@ -17,12 +32,38 @@ def round_robin(tasks: int, workers: int) -> dict[int, list[int]]:
     return {w: list(range(w, tasks + 1, workers)) for w in range(1, workers + 1)}
 
 
+def first_free(lengths: Sequence[int], workers: int) -> dict[int, list[int]] | None:
+    """Prefetch 1 on equally fast workers: each task goes to the worker that is free first.
+
+    ``lengths`` are the tasks' seconds of work, in publish order.  The first ``workers`` tasks go out
+    one per worker, in the order the workers registered.  None when two workers become free at the
+    same moment while tasks still wait: then the broker's choice is a race, not a rule.
+    """
+    free_at = {w: 0.0 for w in range(1, workers + 1)}
+    split: dict[int, list[int]] = {w: [] for w in free_at}
+    for task, length in enumerate(lengths, start=1):
+        soonest = min(free_at.values())
+        ready = [w for w, t in free_at.items() if t == soonest]
+        if len(ready) > 1 and soonest > 0:
+            return None
+        worker = ready[0]
+        split[worker].append(task)
+        free_at[worker] = soonest + length
+    return {w: tasks for w, tasks in split.items() if tasks}
+
+
+def lengths_sent(events: Sequence[ev.Event]) -> list[int]:
+    """Seconds of work of each published task (its dots), in publish order."""
+    return [e.detail.count(".") for e in events if e.kind == ev.PUBLISH and e.task is not None]
+
+
 def check_round_robin(result: object, workers: int = 3,
                       predicted: Mapping[int, Sequence[int]] | None = None) -> Check:
-    """Every task done exactly once, shared in turns between ``workers`` workers.
+    """Every task done exactly once, dealt out in strict turns between ``workers`` workers.
 
-    ``result`` is what ``lab.run`` returned (or its events).  Pass ``predicted`` (``{worker: [tasks]}``)
-    to have the learner's own prediction checked against the run as well.
+    Strict turns is what prefetch 0 gives.  At prefetch 1 a run passes only when the first free
+    worker happened to be the next in turn; when it was not, the hint says which rule applied.
+    ``predicted`` (``{worker: [tasks]}``) is checked against the run as well.
     """
     name = f"Round robin on {workers} workers"
     events = events_of(result)
@@ -31,12 +72,83 @@ def check_round_robin(result: object, workers: int = 3,
     published = ev.published(events)
     got = ev.tasks_by_worker(events)
     guess = evidence.normalise(predicted)
-    expected = guess if guess else round_robin(len(published), workers)
-    return verdict(name, expected, got, _round_robin_hint(events, workers, published, got, guess))
+    turns = round_robin(len(published), workers)
+    expected = guess if guess else turns
+    hint = _dispatch_hint(events, workers, published, got, guess)
+    if not hint and got != turns:
+        task, said, did = evidence.first_difference(turns, got)
+        hint = (f"Task {task} went to worker {did}, not worker {said} as strict turns would give. "
+                + _why_this_worker(events, task, said) + _rule_of(events))
+    return verdict(name, expected, got, hint)
 
 
-def _round_robin_hint(events: list[ev.Event], workers: int, published: list[int],
-                      got: dict[int, list[int]], guess: dict[int, list[int]] | None) -> str:
+def check_third_worker(result: object, predicted: Mapping[int, Sequence[int]] | None = None) -> Check:
+    """Exercise 1: THIRD_WORKER_TASKS on three workers at prefetch 1, with a prediction made first.
+
+    Expected is what the first-free rule gives for the tasks that were actually sent; the hint names
+    what differs (no prediction, other tasks, worker count, prefetch, missing acks) or, for a wrong
+    prediction, the first task that went elsewhere and why.
+    """
+    name = "A third worker: who does which task at prefetch 1"
+    guess = evidence.normalise(predicted)
+    expected = first_free(lengths_of(THIRD_WORKER_TASKS), 3)
+    if guess is None:
+        return verdict(name, expected="your prediction, written before the run", got="no prediction",
+                       hint="Write your prediction first: my_prediction = {1: [...], 2: [...], 3: [...]}, "
+                            "then run lab.run(...) and this check.")
+    events = events_of(result)
+    if events is None:
+        return not_a_run(name, result, "run lab.run(callback, tasks=nb01.THIRD_WORKER_TASKS, workers=3, "
+                                       "prefetch=1) and pass its result.")
+    got = ev.tasks_by_worker(events)
+    sent = lengths_sent(events)
+    if sent != lengths_of(THIRD_WORKER_TASKS):
+        return verdict(name, expected, got, f"The run sent tasks of {sent} seconds; the exercise sends "
+                       f"{lengths_of(THIRD_WORKER_TASKS)}: pass tasks=nb01.THIRD_WORKER_TASKS to lab.run.")
+    prefetch = evidence.prefetch_of(events)
+    if prefetch != 1:
+        return verdict(name, expected, got, f"The workers ran with prefetch={prefetch}; the exercise is about "
+                       "the lesson's prefetch=1: pass prefetch=1 to lab.run.")
+    hint = _dispatch_hint(events, 3, ev.published(events), got, None)
+    if not hint and guess != got:
+        hint = _wrong_prediction(events, guess, got)
+    if not hint and got != expected:
+        task, said, did = evidence.first_difference(expected, got)
+        hint = (f"Task {task} went to worker {did}, not worker {said} as 'first free' gives. "
+                + _why_this_worker(events, task, said) + " Was the machine very busy? Run it again.")
+    return verdict(name, guess if guess else expected, got, hint)
+
+
+def lengths_of(tasks: Sequence[str]) -> list[int]:
+    return [t.count(".") for t in tasks]
+
+
+def _wrong_prediction(events: list[ev.Event], guess: dict[int, list[int]], got: dict[int, list[int]]) -> str:
+    if guess == {}:
+        return "Write your prediction as a dict of worker -> tasks, e.g. {1: [1, 4], 2: [2, 5], 3: [3, 6]}."
+    if guess == evidence.delivered_split(events) and guess != got:
+        return ("Your prediction counts deliveries (attempts); tasks_by_worker() counts completed tasks, "
+                "and a delivery that was nacked or crashed is done again by some worker.")
+    task, said, did = evidence.first_difference(guess, got)
+    text = f"You predicted task {task} for worker {said}; worker {did} did it. " + _why_this_worker(events, task, said)
+    published = ev.published(events)
+    if guess == round_robin(len(published), len(evidence.workers_in(events))):
+        text += (" Your prediction is strict turn-taking, which is what prefetch=0 does; at prefetch=1 "
+                 "the next task goes to the first worker that is free.")
+    return text
+
+
+def _rule_of(events: list[ev.Event]) -> str:
+    prefetch = evidence.prefetch_of(events)
+    if prefetch == 1:
+        return (" At prefetch=1 the next task goes to the first worker that is free, which is strict turns "
+                "only when tasks take equal time; prefetch=0 deals the messages out in turns.")
+    return ""
+
+
+def _dispatch_hint(events: list[ev.Event], workers: int, published: list[int],
+                   got: dict[int, list[int]], guess: dict[int, list[int]] | None) -> str:
+    """What went wrong with the run itself (workers, tasks, acks) or with the prediction; "" if nothing."""
     used = evidence.workers_in(events)
     if len(used) != workers:
         return (f"The run used {len(used)} worker(s); the exercise asks for {workers}: "
@@ -59,21 +171,8 @@ def _round_robin_hint(events: list[ev.Event], workers: int, published: list[int]
     if twice:
         return (f"Tasks {twice} were done more than once: a worker did the work but its ack did not "
                 "count (acked late, or after a crash); ack each message once, after its work.")
-    if guess == {}:
-        return "Write your prediction as a dict of worker -> tasks, e.g. {1: [1, 4], 2: [2, 5], 3: [3, 6]}."
     if guess is not None and guess != got:
-        if guess == evidence.delivered_split(events):
-            return ("Your prediction counts deliveries (attempts); tasks_by_worker() counts completed tasks, "
-                    "and a delivery that was nacked or crashed is done again by some worker.")
-        task, said, did = evidence.first_difference(guess, got)
-        return (f"You predicted task {task} for worker {said}; worker {did} did it. "
-                + _why_this_worker(events, task, said))
-    expected = round_robin(len(published), workers)
-    if got != expected:
-        task, said, did = evidence.first_difference(expected, got)
-        return (f"Task {task} went to worker {did}, not worker {said} as turn-taking would give. "
-                + _why_this_worker(events, task, said)
-                + " Use the exercise's six tasks on equally fast workers, so no two become free together.")
+        return _wrong_prediction(events, guess, got)
     return ""
 
 

@@ -1,0 +1,189 @@
+"""Notebook 04 (durability): its self-check and the plumbing its cells lean on.
+
+The check is a pure function of a ``PublishTrial`` (what the learner's ``send`` did), so the right
+answer and each typical mistake are judged on hand-made trials without a broker.  Then the trial
+itself runs on the real broker (the learner's, no restart needed), and ``restartable_broker`` is
+shown to hand out the lab's private node and never the shared broker.
+"""
+
+from __future__ import annotations
+
+import pika
+import pytest
+from private_broker import private_broker
+
+from workqueue_lab import settings
+from workqueue_lab.broker.control import DockerControl, LocalControl, UrlControl
+from workqueue_lab.broker.handle import Broker
+from workqueue_lab.errors import LabError
+from workqueue_lab.lessons import durability
+from workqueue_lab.lessons.checks import nb04
+from workqueue_lab.lessons.durability import PublishTrial
+from workqueue_lab.record.events import Event
+
+RIGHT_CALLS = ["queue_declare", "confirm_delivery"] + ["basic_publish"] * 5
+
+
+def trial(**changes) -> PublishTrial:
+    """The right answer's trial (durable queue, five persistent messages, confirms first), with changes."""
+    fields = dict(tasks=5, calls=list(RIGHT_CALLS), declared=True, durable=True, in_queue=5, transient=0)
+    return PublishTrial(**(fields | changes))
+
+
+# --- the check, on hand-made trials ------------------------------------------------------------------
+
+
+def test_the_right_publisher_passes():
+    check = nb04.publisher(trial())
+    assert check, check
+    assert "5 messages in a durable classic queue, 0 of them transient; confirms on" in check.got
+
+
+def test_a_quorum_queue_passes_with_transient_messages_because_it_keeps_every_message():
+    assert nb04.publisher(trial(kind="quorum", transient=5))
+
+
+def test_the_lessons_first_attempt_gets_all_three_reasons():
+    stub = nb04.publisher(trial(calls=["queue_declare"] + ["basic_publish"] * 5, durable=False, transient=5))
+    assert not stub
+    assert "The queue is not durable: a restart deletes it" in stub.hint and "durable=True" in stub.hint
+    assert "5 of the messages are transient" in stub.hint and "DeliveryMode.Persistent" in stub.hint
+    assert "No publisher confirms" in stub.hint and "channel.confirm_delivery() before the loop" in stub.hint
+
+
+def test_each_missing_setting_alone_is_named_and_nothing_else():
+    not_durable = nb04.publisher(trial(durable=False))
+    assert not not_durable and not_durable.hint.startswith("The queue is not durable") and "\n" not in not_durable.hint
+    transient = nb04.publisher(trial(transient=2))
+    assert not transient and transient.hint.startswith("2 of the messages are transient") and "\n" not in transient.hint
+    unconfirmed = nb04.publisher(trial(calls=["queue_declare"] + ["basic_publish"] * 5))
+    assert not unconfirmed and unconfirmed.hint.startswith("No publisher confirms")
+    assert "written to disk" in unconfirmed.hint
+
+
+def test_confirms_switched_on_after_the_first_publish_are_too_late():
+    late = nb04.publisher(trial(calls=["queue_declare", "basic_publish", "confirm_delivery"] + ["basic_publish"] * 4))
+    assert not late and "came after the first basic_publish" in late.hint and "confirms too late" in late.got
+
+
+def test_a_queue_never_declared_or_the_wrong_routing_key_is_named():
+    undeclared = nb04.publisher(trial(declared=False, durable=False, in_queue=None, calls=["basic_publish"] * 5))
+    assert not undeclared and "did not declare the queue" in undeclared.hint
+    elsewhere = nb04.publisher(trial(in_queue=0))
+    assert not elsewhere and "holds 0 messages for 5 tasks" in elsewhere.hint and "routing_key=queue" in elsewhere.hint
+
+
+def test_an_error_in_send_is_reported_and_rabbitmq_4_3s_refusal_is_explained():
+    broken = nb04.publisher(trial(error="NameError: name 'chanel' is not defined"))
+    assert not broken and "NameError" in broken.hint and "raised" in broken.got
+    refused = nb04.publisher(trial(error="ConnectionClosedByBroker: (541, \"INTERNAL_ERROR - Feature "
+                                         "`transient_nonexcl_queues` is deprecated.\")", durable=False))
+    assert not refused and "4.3 or later" in refused.hint and "durable=True" in refused.hint
+
+
+def test_check_publisher_without_a_function_says_what_to_pass():
+    check = nb04.check_publisher(None)
+    assert not check and "check_publisher(send)" in check.hint
+
+
+# --- the trial and the check, on the real broker -------------------------------------------------------
+
+
+def test_check_publisher_on_the_broker_passes_the_solution_and_names_the_stubs_mistakes(clean):
+    def solution(channel, queue, tasks):
+        channel.queue_declare(queue=queue, durable=True)
+        channel.confirm_delivery()
+        for task in tasks:
+            channel.basic_publish(exchange="", routing_key=queue, body=task, mandatory=True,
+                                  properties=pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent))
+
+    def stub(channel, queue, tasks):
+        channel.queue_declare(queue=queue)
+        for task in tasks:
+            channel.basic_publish(exchange="", routing_key=queue, body=task)
+
+    good = nb04.check_publisher(solution, clean)
+    assert good, good
+    bad = durability.try_publish(stub, clean)
+    assert (bad.declared, bad.durable, bad.in_queue, bad.transient, bad.confirmed) == (True, False, 5, 5, False)
+    assert bad.calls == ["queue_declare"] + ["basic_publish"] * 5
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker), clean.channel() as ch:  # the trial cleaned up
+        ch.queue_declare(queue=settings.name(durability.CHECK_QUEUE), passive=True)
+
+
+# --- plumbing: which broker may be restarted, and reading a restart back -----------------------------
+
+
+def test_restart_refuses_any_broker_but_the_labs_private_node():
+    url = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    for control in (LocalControl(url), UrlControl(url), DockerControl(url)):  # constructing one probes nothing
+        with pytest.raises(LabError, match=f"does not restart the {control.kind} broker"):
+            durability.restart(Broker(url, control))
+
+
+def test_restartable_broker_keeps_a_private_node_and_replaces_the_shared_broker_by_one(clean, request, capsys):
+    assert clean.kind != "private", "this test expects the shared broker the tests run against"
+    with private_broker(request.config) as node:
+        assert durability.restartable_broker(node) is node
+        replaced = durability.restartable_broker(clean)
+    said = capsys.readouterr().out
+    assert replaced is not None and replaced.kind == "private" and replaced.url == node.url != clean.url
+    assert "is shared, so the lab never restarts it" in said and "(already running)" in said
+    assert "NOT CHECKED" not in said
+
+
+def _event(t: float, kind: str, worker: int | None = None, task: int | None = None) -> Event:
+    return Event(t, kind, worker, task)
+
+
+def test_outage_runs_from_the_first_lost_connection_to_the_first_worker_back():
+    events = [_event(0.0, "publish", task=1), _event(0.1, "deliver", 1, 1), _event(0.5, "reconnect", 1),
+              _event(0.6, "reconnect", 2), _event(3.0, "reconnect", 1), _event(9.5, "restart", 2),
+              _event(9.7, "restart", 1)]
+    assert durability.outage(events) == (0.5, 9.5)
+    assert durability.outage(events[:2]) is None
+
+
+def test_survival_table_says_what_each_queue_kept():
+    before = {"durable_persistent": 5, "durable_transient": 5, "nondurable_persistent": 5,
+              "nondurable_transient": "refused: (541, 'transient_nonexcl_queues')", "quorum_persistent": 5,
+              "quorum_transient": 5}
+    after = {"durable_persistent": 5, "durable_transient": 0, "nondurable_persistent": None,
+             "nondurable_transient": None, "quorum_persistent": 5, "quorum_transient": 3}
+    table = durability.survival_table(before, after)
+    assert table.column("survived") == ["all", "nothing", "nothing", "cannot be declared", "all", "3 of 5"]
+    assert table.column("after restart")[2] == "queue gone"
+    assert table.column("queue")[4] == "quorum, durable" and table.column("messages")[1] == "transient"
+
+
+def test_restart_when_waits_for_its_condition_and_hands_a_failed_restart_to_the_caller():
+    url = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    shared = Broker(url, UrlControl(url))  # restart() refuses it before touching it
+    with durability.restart_when(shared, lambda: False, timeout=0.2) as outage:
+        pass
+    assert outage.began is None and outage.seconds is None  # the condition never came true: no restart
+    with pytest.raises(LabError, match="does not restart the url broker"), \
+            durability.restart_when(shared, lambda: True) as outage:
+        pass
+    assert outage.began is not None and outage.ended >= outage.began
+
+
+def test_the_outage_is_shaded_on_the_timeline_from_the_first_publish_on():
+    from workqueue_lab.views.timeline import plot_timeline
+
+    events = [_event(1.0, "publish", task=1), _event(1.1, "ready", 1), _event(1.2, "deliver", 1, 1),
+              _event(1.5, "reconnect", 1), _event(7.5, "restart", 1), _event(7.6, "deliver", 1, 1),
+              _event(7.9, "ack", 1, 1)]
+    events[-2].redelivered = True
+    fig = durability.shade_outage(plot_timeline(events), events)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts if "restarting" in t.get_text()] == ["broker restarting\n6.0 s"]
+    spans = [p for p in ax.patches if p.get_facecolor()[:3] == pytest.approx((0xd9 / 255,) * 3)]
+    assert len(spans) == 1 and spans[0].get_x() == pytest.approx(0.5)  # 1.5 s, counted from the publish at 1.0
+
+
+def test_plot_rates_draws_one_labelled_bar_per_way():
+    fig = durability.plot_rates({"transient": 9000.0, "persistent + confirm each": 1500.0})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["transient", "persistent + confirm each"]
+    assert [t.get_text() for t in ax.texts] == ["9,000/s", "1,500/s"]

@@ -1,0 +1,339 @@
+"""Plumbing for notebook 04 (durability): a broker the lab may restart, a restart in the background,
+the names of the notebook's queues, and the small tables and charts it shows.
+
+The pika calls the lesson is about (queue_declare, basic_publish, confirm_delivery) stay in the
+notebook; this module only does what a learner should not have to write.
+
+``restartable_broker`` and ``restart`` are the one place that decides which broker this notebook restarts:
+only the lab's own private node (``PrivateControl``).  ``broker.control.can("restart")`` is not enough on
+its own: as root, the system's RabbitMQ answers to rabbitmqctl too, but other programs use it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .. import settings
+from ..broker import registry
+from ..errors import LabError
+from ..record import events as ev
+from .notes import not_checked  # noqa: F401 -- notebook 04 calls durability.not_checked(...)
+
+if TYPE_CHECKING:
+    from ..broker.handle import Broker
+    from ..views.tables import Table
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Outage", "QUEUES", "RATE_QUEUE", "CONFIRM_QUEUE", "CHECK_QUEUE", "REFUSED_QUEUE", "not_checked",
+    "restartable_broker", "restart", "restart_when", "outage", "shade_outage", "survival_table", "plot_rates",
+    "PublishTrial", "try_publish",
+]
+
+# The queues the notebook declares (base names; the learner's prefix is added).  Registered so that
+# reset() deletes them.  Each combination: (durable queue?, persistent messages?, queue type).
+QUEUES: dict[str, tuple[bool, bool, str]] = {
+    "durable_persistent": (True, True, "classic"),
+    "durable_transient": (True, False, "classic"),
+    "nondurable_persistent": (False, True, "classic"),
+    "nondurable_transient": (False, False, "classic"),
+    "quorum_persistent": (True, True, "quorum"),
+    "quorum_transient": (True, False, "quorum"),
+}
+RATE_QUEUE = "publish_rate"
+CONFIRM_QUEUE = "confirmed_tasks"
+CHECK_QUEUE = "durability_check"
+REFUSED_QUEUE = "quorum_nondurable"  # part 5 tries to declare it; RabbitMQ refuses, but should one accept it...
+registry.register([*QUEUES, RATE_QUEUE, CONFIRM_QUEUE, CHECK_QUEUE, REFUSED_QUEUE])
+
+
+
+
+# --- a broker the lab may restart -------------------------------------------------------------
+
+def restartable_broker(broker: Broker | None = None) -> Broker | None:
+    """A broker the lab may restart: ``broker`` (default: the learner's) if it is the lab's private node,
+    else the private node, started or reused, said in one sentence.  Where none can be had, one
+    ``NOT CHECKED`` line and None.
+
+    Only the lab's own node qualifies: the system's RabbitMQ may answer to rabbitmqctl (as root), but
+    other programs and people use it, so the lab never restarts it.
+    """
+    from ..broker import node as private_node
+    from ..broker.discovery import find_broker, private_broker
+
+    broker = broker or find_broker()
+    if _ours(broker):
+        return broker
+    where = f"RabbitMQ at {broker.masked_url} ({broker.kind})"
+    if private_node.server_script() is None:
+        not_checked(f"{where} is not the lab's to restart and rabbitmq-server is not installed here for a "
+                    "private node; run this notebook on Binder or install rabbitmq-server.")
+        return None
+    was_running = private_node.running() is not None
+    try:
+        info = private_node.start()
+    except LabError as exc:
+        not_checked(f"{where} is not the lab's to restart and the private node did not start: {exc}")
+        return None
+    node_broker = private_broker(info)
+    print(f"{where} is shared, so the lab never restarts it; the restarts in this notebook happen on the lab's "
+          f"private node at {node_broker.masked_url} ({'already running' if was_running else 'started now'}).")
+    return node_broker
+
+
+def restart(broker: Broker) -> float:
+    """Restart ``broker`` (one ``restartable_broker`` returned); returns how long it took in seconds."""
+    if not _ours(broker):
+        raise LabError(f"The lab does not restart the {broker.kind} broker at {broker.masked_url}; "
+                       "use the broker durability.restartable_broker() returns.")
+    started = time.monotonic()
+    broker.restart()  # broker.control.restart(): stop and start the node, same ports, same data
+    return time.monotonic() - started
+
+
+def _ours(broker: Broker) -> bool:
+    """The lab's own private node, which nothing but the lab uses, and which it may therefore restart."""
+    # the lab may kill it only if it started it (a private node or its container), and nobody else uses those
+    return broker.control.can("kill") and broker.control.can("restart")
+
+
+@dataclass
+class Outage:
+    """When a background restart began and ended (time.monotonic() seconds), and what went wrong, if anything."""
+
+    began: float | None = None
+    ended: float | None = None
+    error: BaseException | None = field(default=None, repr=False)
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.began is None or self.ended is None else self.ended - self.began
+
+
+@contextlib.contextmanager
+def restart_when(broker: Broker, condition: Callable[[], bool], timeout: float = 60.0) -> Iterator[Outage]:
+    """Restart ``broker`` in a background thread as soon as ``condition()`` is true, while the block runs.
+
+    The thread talks to no broker connection (it only stops and starts the node's processes), so the
+    block's own pika connection stays in its thread.  Leaving the block waits for the restart to end;
+    a restart that failed raises there.  If the condition never came true within ``timeout`` s, the
+    broker is not restarted and ``Outage.began`` stays None.
+    """
+    outage = Outage()
+    cancelled = threading.Event()
+
+    def run() -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if cancelled.is_set() or time.monotonic() > deadline:
+                return
+            time.sleep(0.002)
+        outage.began = time.monotonic()
+        try:
+            restart(broker)
+        except BaseException as exc:  # handed to the main thread when the block ends
+            outage.error = exc
+        outage.ended = time.monotonic()
+
+    thread = threading.Thread(target=run, name="workqueue-lab restart", daemon=True)
+    thread.start()
+    try:
+        yield outage
+    finally:
+        cancelled.set()
+        thread.join(180)
+    if outage.error is not None:
+        raise outage.error
+
+
+# --- reading what happened ------------------------------------------------------------------------
+
+def outage(events: Sequence[ev.Event]) -> tuple[float, float] | None:
+    """(first RECONNECT, first RESTART after it): from the moment a worker lost the broker to the moment
+    the first one consumed again, in the run's clock.  None if no worker lost the broker."""
+    lost = next((e.t for e in events if e.kind == ev.RECONNECT), None)
+    if lost is None:
+        return None
+    back = next((e.t for e in events if e.kind == ev.RESTART and e.t > lost), None)
+    return lost, (back if back is not None else max(e.t for e in events))
+
+
+def shade_outage(fig, events: Sequence[ev.Event], label: str = "broker restarting"):
+    """Shade the outage (see ``outage``) on a timeline figure (``plot_timeline``'s); returns the figure."""
+    gap = outage(events)
+    if gap is None:
+        return fig
+    publishes = [e.t for e in events if e.kind == ev.PUBLISH]
+    origin = min(publishes) if publishes else min(e.t for e in events)  # the timeline's x = 0
+    ax = fig.axes[0]
+    start, end = gap[0] - origin, gap[1] - origin
+    ax.axvspan(start, end, color="#d9d9d9", alpha=0.6, zorder=0.5, linewidth=0)
+    ax.text((start + end) / 2, 0.02, f"{label}\n{end - start:.1f} s", transform=ax.get_xaxis_transform(),
+            ha="center", va="bottom", fontsize=9, color="#555555")
+    return fig
+
+
+def survival_table(before: Mapping[str, int | str | None], after: Mapping[str, int | str | None],
+                   queues: Mapping[str, tuple[bool, bool, str]] = QUEUES) -> Table:
+    """One row per queue: how it was declared, messages before and after the restart, and what survived.
+
+    A count is an int, None for "the queue is gone", or a string saying why it could not be declared.
+    """
+    from ..views.tables import Table
+
+    def shown(count):
+        return "queue gone" if count is None else count
+
+    rows = []
+    for name, (durable, persistent, kind) in queues.items():
+        b, a = before.get(name), after.get(name)
+        if isinstance(b, str):
+            verdict = "cannot be declared"
+        elif isinstance(a, int) and isinstance(b, int) and a == b:
+            verdict = "all"
+        elif isinstance(a, int) and a > 0:
+            verdict = f"{a} of {b}"
+        else:
+            verdict = "nothing"
+        rows.append({"queue": f"{kind}, {'durable' if durable else 'non-durable'}",
+                     "messages": "persistent" if persistent else "transient",
+                     "before": b if isinstance(b, str) else shown(b), "after restart": shown(a),
+                     "survived": verdict})
+    return Table(rows, caption="What one broker restart kept")
+
+
+def plot_rates(rates: Mapping[str, float], title: str | None = None):
+    """A bar per way of publishing (messages per second), the number on each bar; returns the Figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from ..views.timeline import LabFigure
+
+    fig = LabFigure(figsize=(8.4, 3.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    labels = list(rates)
+    values = [rates[k] for k in labels]
+    colours = ["#9ecae1" if "confirm" not in k else ("#4c78a8" if "each" in k else "#2ca02c") for k in labels]
+    bars = ax.barh(range(len(labels)), values, color=colours)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    for bar, value in zip(bars, values, strict=True):
+        ax.annotate(f"{value:,.0f}/s", (bar.get_width(), bar.get_y() + bar.get_height() / 2), xytext=(4, 0),
+                    textcoords="offset points", va="center", fontsize=9)
+    ax.set_xlim(0, max(values, default=1) * 1.2)
+    ax.set_xlabel("messages published per second (higher is faster)")
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.grid(axis="x", color="#e6e6e6", linewidth=0.8)
+    ax.set_axisbelow(True)
+    if title:
+        ax.set_title(title, loc="left", fontsize=11)
+    return fig
+
+
+# --- the exercise's trial --------------------------------------------------------------------------
+
+@dataclass
+class PublishTrial:
+    """What a learner's ``send(channel, queue, tasks)`` did, as the broker and the channel saw it."""
+
+    tasks: int  # how many tasks send() was given
+    error: str | None = None  # what send() raised, if it raised
+    calls: list[str] = field(default_factory=list)  # channel methods called, in order
+    declared: bool = False  # queue_declare was called for the queue
+    durable: bool = False  # ... with durable=True (or as a quorum queue, always durable)
+    kind: str = "classic"  # the x-queue-type it was declared with
+    in_queue: int | None = None  # messages the broker holds afterwards (None: no such queue)
+    transient: int = 0  # of those, how many without delivery_mode=2 (persistent)
+
+    @property
+    def confirmed(self) -> bool:
+        """confirm_delivery() came before the first basic_publish: every publish waited for its confirm."""
+        if "confirm_delivery" not in self.calls:
+            return False
+        first_publish = self.calls.index("basic_publish") if "basic_publish" in self.calls else len(self.calls)
+        return self.calls.index("confirm_delivery") < first_publish
+
+    @property
+    def published(self) -> int:
+        return self.calls.count("basic_publish")
+
+
+class _RecordingChannel:
+    """A real pika channel whose queue_declare / confirm_delivery / basic_publish calls are noted."""
+
+    def __init__(self, channel, queue: str, trial: PublishTrial) -> None:
+        self._channel = channel
+        self._queue = queue
+        self._trial = trial
+
+    def queue_declare(self, queue, passive=False, durable=False, exclusive=False, auto_delete=False,
+                      arguments=None):
+        self._trial.calls.append("queue_declare")
+        if queue == self._queue and not passive:
+            kind = str((arguments or {}).get("x-queue-type", "classic"))
+            self._trial.declared, self._trial.kind = True, kind
+            self._trial.durable = bool(durable) or kind in ("quorum", "stream")
+        return self._channel.queue_declare(queue, passive=passive, durable=durable, exclusive=exclusive,
+                                           auto_delete=auto_delete, arguments=arguments)
+
+    def confirm_delivery(self):
+        self._trial.calls.append("confirm_delivery")
+        return self._channel.confirm_delivery()
+
+    def basic_publish(self, exchange, routing_key, body, properties=None, mandatory=False):
+        self._trial.calls.append("basic_publish")
+        return self._channel.basic_publish(exchange, routing_key, body, properties, mandatory)
+
+    def __getattr__(self, name: str):
+        return getattr(self._channel, name)
+
+
+def try_publish(send: Callable, broker: Broker, tasks: Sequence[str] = tuple(f"Task {i}." for i in range(1, 6)),
+                ) -> PublishTrial:
+    """Call the learner's ``send(channel, queue, tasks)`` on a fresh queue, then read back what the broker
+    holds: how many messages, and how many of them are not persistent.  The queue is deleted afterwards."""
+    import pika
+
+    queue = settings.name(CHECK_QUEUE)
+    trial = PublishTrial(tasks=len(tasks))
+    _delete(broker, queue)
+    conn = broker.connect()
+    try:
+        try:
+            send(_RecordingChannel(conn.channel(), queue, trial), queue, list(tasks))
+        except Exception as exc:  # the learner's code: the check reports it in one line
+            trial.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
+    try:
+        with broker.channel() as ch:
+            trial.in_queue = ch.queue_declare(queue=queue, passive=True).method.message_count
+            for _ in range(trial.in_queue):
+                method, properties, _body = ch.basic_get(queue=queue, auto_ack=False)
+                if method is None:
+                    break
+                trial.transient += properties.delivery_mode != pika.DeliveryMode.Persistent.value
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != 404:
+            raise
+        trial.in_queue = None
+    finally:
+        _delete(broker, queue)
+    return trial
+
+
+def _delete(broker: Broker, queue: str) -> None:
+    try:
+        with broker.channel() as ch:
+            ch.queue_delete(queue=queue)
+    except Exception as exc:  # already gone, or the broker went away: nothing to clean up
+        logger.debug("deleting %s: %s", queue, exc)

@@ -1,0 +1,68 @@
+"""A worker program whose shutdown is the learner's: ``python -m workqueue_lab.lessons.stop_trial my_stop.py``.
+
+Notebook 06's exercise.  The learner's module defines ``on_signal(signum, frame)`` (installed for
+SIGINT and SIGTERM) and ``consume(connection, channel, consumer_tag)`` (runs the I/O loop until a
+signal asks to stop, then stops consuming and returns).  Everything else is task_worker.py's:
+the same queue, the same JSON tasks and the same printed lines, so the notebook parses them alike.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import sys
+import time
+
+import pika
+
+from .. import connect, settings
+
+
+def _say(text: str) -> None:
+    t = time.time()
+    print(time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}  {text}", flush=True)
+
+
+def _load(path: str):
+    spec = importlib.util.spec_from_file_location("learner_stop", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def main(argv: list[str]) -> int:
+    learner = _load(argv[0])
+    params = pika.URLParameters(connect().url)
+    connection = pika.BlockingConnection(params)
+    channel = connection.channel()
+    jobs, dead = settings.name("task_queue_jobs"), settings.name("task_queue_dead")
+    channel.queue_declare(queue=dead, durable=True)
+    channel.queue_declare(queue=jobs, durable=True,
+                          arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dead})
+    channel.basic_qos(prefetch_count=1)
+
+    def callback(ch, method, properties, body):
+        if getattr(learner, "stop_requested", False):  # asked to stop: hand it back untouched
+            ch.basic_reject(delivery_tag=method.delivery_tag, requeue=True)
+            return
+        task = json.loads(body)
+        _say(f"[>] Task {task['id']} received (redelivered={method.redelivered})")
+        time.sleep(task["task"].count(".") * settings.time_scale())
+        ch.basic_ack(delivery_tag=method.delivery_tag)
+        _say(f"[x] Task {task['id']} done, acked")
+
+    tag = channel.basic_consume(queue=jobs, on_message_callback=callback)
+    signal.signal(signal.SIGINT, learner.on_signal)
+    signal.signal(signal.SIGTERM, learner.on_signal)
+    _say(f"[*] Waiting for tasks on {jobs!r} (pid {os.getpid()}, your shutdown)")
+    learner.consume(connection, channel, tag)
+    if connection.is_open:
+        connection.close()
+    _say("[*] Stopped cleanly; exit 0")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
