@@ -74,6 +74,10 @@ def test_auto_ack_crash_loses_the_buffered_messages(clean):
     # worker 1 held 1, 3, 5 when it died; auto-ack already removed them from the queue
     assert result.lost == [1, 3, 5]
     assert sorted(result.completed) == [2, 4, 6]
+    # the broker agrees: it holds none of them (a manual-ack crash would leave them ready for redelivery)
+    stats = clean.queue_stats(result.queue)
+    assert (stats.ready, stats.unacked, stats.consumers) == (0, 0, 0)
+    assert len(result.published) == 6 and not result.redelivered
 
 
 def test_lost_is_recorded_when_every_worker_died(clean):
@@ -82,6 +86,8 @@ def test_lost_is_recorded_when_every_worker_died(clean):
     result = lab.run(lab.auto_ack_callback, tasks=lab.numbered_tasks([2] * 3), workers=[crashy], prefetch=0,
                      ack="auto", progress=False)
     assert result.lost == [1, 2, 3] and result.completed == set()
+    stats = clean.queue_stats(result.queue)
+    assert (stats.ready, stats.unacked) == (0, 0)  # the broker holds none: really gone, not waiting
 
 
 def test_timeout_records_lost_but_not_what_waits_in_the_queue(clean):

@@ -191,7 +191,10 @@ def test_distribution_and_queue_depth_draw():
     fig = timeline.plot_queue_depth([(0.0, 4, 0), (0.5, 2, 2), (1.0, 0, 1), (1.5, 0, 0)])
     assert [line.get_label() for line in fig.axes[0].lines] == ["ready (waiting)",
                                                                 "unacked (delivered, no ack yet)"]
-    for fig in (timeline.plot_distribution([]), timeline.plot_queue_depth([])):
+    for fig, says in ((timeline.plot_distribution([]), "no workers yet"),
+                      (timeline.plot_queue_depth([]), "no samples yet")):
+        ax = fig.axes[0]
+        assert [t.get_text() for t in ax.texts] == [says] and not ax.patches and not ax.lines
         fig.savefig(io.BytesIO(), format="png")
 
 
