@@ -265,3 +265,64 @@ def test_stop_leaves_no_beam_process(node):
     assert private_node.running() is None
     assert private_node.stop() is False
     assert _cli("url").returncode == 1
+
+
+def _ready_or_none(url: str, queue: str) -> int | None:
+    conn, ch = _channel(url)
+    try:
+        return ch.queue_declare(queue, passive=True).method.message_count
+    except pika.exceptions.ChannelClosedByBroker:
+        return None
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
+def _workqueue_lab(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "workqueue_lab", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+
+
+def test_cli_broker_reset_deletes_the_lab_queue_and_spares_a_foreign_one(node):
+    """`workqueue-lab broker reset` on this test's node: the learner's task_queue (with the run's prefix) goes,
+    a task_queue of another program (no prefix) keeps its messages."""
+    mine, foreign = settings.name("task_queue"), "task_queue"
+    assert mine != foreign  # the run's prefix (conftest) tells them apart
+    conn, ch = _channel(node.url)
+    try:
+        for queue, n in ((mine, 1), (foreign, 2)):
+            ch.queue_declare(queue, durable=True)
+            for i in range(n):
+                ch.basic_publish("", queue, f"Task {i}.".encode(), pika.BasicProperties(delivery_mode=2))
+    finally:
+        conn.close()
+    try:
+        res = _workqueue_lab("broker", "reset", "--force", "private")
+        assert res.returncode == 0, res.stderr
+        deleted = res.stdout.strip().removeprefix("Deleted: ").split(", ")
+        assert mine in deleted and foreign not in deleted, res.stdout
+        assert _ready_or_none(node.url, mine) is None
+        assert _ready_or_none(node.url, foreign) == 2
+    finally:
+        conn, ch = _channel(node.url)
+        ch.queue_delete(foreign)
+        conn.close()
+
+
+@pytest.mark.parametrize("command, said, again", [
+    (("broker", "stop"), "Stopped the lab's private RabbitMQ node.", "No private node of the lab was running"),
+    (("node", "stop"), "stopped", "no private node was running"),
+])
+def test_cli_stop_stops_this_node_and_only_it(node, command, said, again):
+    pid = private_node.pid()
+    assert pid is not None
+    res = _workqueue_lab(*command)
+    assert res.returncode == 0 and res.stdout.strip() == said, (res.stdout, res.stderr)
+    assert _beams_in(node.base) == [] and private_node.running() is None
+    assert not _port_answers(node.amqp_port)
+    res = _workqueue_lab(*command)
+    assert res.returncode == 0 and again in res.stdout, res.stdout
+    # the system's RabbitMQ (which the lab did not start) still answers
+    conn = pika.BlockingConnection(pika.URLParameters("amqp://guest:guest@127.0.0.1:5672/%2F"))
+    assert conn.is_open
+    conn.close()
