@@ -185,3 +185,31 @@ def test_interrupt_during_wait_or_watch_queue_leaves_nothing_behind(kernel, node
     assert wait_until(lambda: node.connection_count() == baseline, timeout=15, interval=0.2), node.connection_count()
     stats = node.queue_stats(settings.name(QUEUE))
     assert (stats.ready, stats.unacked, stats.consumers) == (6, 0, 0)  # the two long tasks in hand went back
+
+
+def test_interrupt_during_start_leaves_no_worker_behind(kernel, node):
+    """The Stop button while ``lab.start()`` is still starting its workers (processes: each takes a Python
+    start-up, so there is time to press it after the first one consumes and before the last one does)."""
+    km, kc = kernel
+    content, out = _execute(kc, SETUP + "import os\n"
+                            "def children():\n"
+                            "    me = f'/proc/{os.getpid()}/task'\n"
+                            "    return sorted(int(p) for t in os.listdir(me)\n"
+                            "                  for p in open(f'{me}/{t}/children').read().split())\n"
+                            "print(children())")
+    assert content["status"] == "ok", out
+    assert out.split()[-1] == "[]", out
+    baseline = node.connection_count()
+    assert baseline is not None
+    msg_id = kc.execute('run = lab.start("workqueue_lab.lessons.callbacks:lesson_callback", workers=6, '
+                        f'queue="{QUEUE}", processes=True)')
+    assert wait_until(lambda: _queue(node)[1] >= 1, timeout=60, interval=0.02), _queue(node)
+    km.interrupt_kernel()
+    reply = _reply_to(kc, msg_id, timeout=30)
+    assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", reply  # still starting: not 6 yet
+    content, out = _execute(kc, "print(lab.live_threads(), threading.active_count() - threads_before, "
+                                "'run' in globals(), children())")
+    assert content["status"] == "ok", out
+    assert out.strip() == "0 0 False []", out  # no worker thread, process or half-made Run left in the kernel
+    assert wait_until(lambda: node.connection_count() == baseline, timeout=15, interval=0.2), node.connection_count()
+    assert _queue(node)[1] == 0  # nobody consumes any more
