@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 
 from helpers import lab_threads, wait_until
 
 import workqueue_lab as lab
+from workqueue_lab.broker.handle import connection_name
 from workqueue_lab.record import events as ev
 
 SLOW = 1 / 2.75  # a slow worker takes 2.75 s per one-dot task: no ties with the fast one
@@ -81,6 +83,10 @@ def test_auto_ack_crash_loses_the_buffered_messages(clean):
     # worker 1 held 1, 3, 5 when it died; auto-ack already removed them from the queue
     assert result.lost == [1, 3, 5]
     assert sorted(result.completed) == [2, 4, 6]
+    # the broker agrees: it holds none of them (a manual-ack crash would leave them ready for redelivery)
+    stats = clean.queue_stats(result.queue)
+    assert (stats.ready, stats.unacked, stats.consumers) == (0, 0, 0)
+    assert len(result.published) == 6 and not result.redelivered
 
 
 def test_lost_is_recorded_when_every_worker_died(clean):
@@ -89,6 +95,8 @@ def test_lost_is_recorded_when_every_worker_died(clean):
     result = lab.run(lab.auto_ack_callback, tasks=lab.numbered_tasks([2] * 3), workers=[crashy], prefetch=0,
                      ack="auto", progress=False)
     assert result.lost == [1, 2, 3] and result.completed == set()
+    stats = clean.queue_stats(result.queue)
+    assert (stats.ready, stats.unacked) == (0, 0)  # the broker holds none: really gone, not waiting
 
 
 def test_timeout_records_lost_but_not_what_waits_in_the_queue(clean):
@@ -105,15 +113,28 @@ def test_timeout_records_lost_but_not_what_waits_in_the_queue(clean):
     assert clean.queue_stats(result.queue).ready == 2
 
 
+def _our_connections(broker) -> int:
+    """Open connections this test process made, as rabbitmqctl sees them now (no management-API lag)."""
+    proc = broker.control.ctl("list_connections", "client_properties", "--formatter", "json")
+    assert proc.returncode == 0, proc.stderr
+    ours = connection_name()
+    return sum(1 for c in json.loads(proc.stdout)
+               if ["connection_name", "longstr", ours] in c["client_properties"])
+
+
 def test_three_runs_leave_no_threads_and_no_connections(clean):
+    assert clean.control.can("ctl"), clean.control.why_not("ctl")
     threads_before = threading.active_count()
-    conns_before = clean.connection_count()
+    conns_before = _our_connections(clean)
+    run = lab.start(lab.lesson_callback, workers=3)
+    # the count sees the lab's own connections: one per worker at least, while it runs
+    assert wait_until(lambda: _our_connections(clean) >= conns_before + 3), _our_connections(clean)
+    run.stop()
     for _ in range(3):
         lab.run(lab.lesson_callback, workers=3, progress=False)
     assert lab_threads() == []
     assert threading.active_count() == threads_before
-    if conns_before is not None:
-        assert wait_until(lambda: clean.connection_count() == conns_before), clean.connection_count()
+    assert wait_until(lambda: _our_connections(clean) == conns_before), _our_connections(clean)
 
 
 def test_starting_a_run_stops_the_previous_one(clean):

@@ -9,6 +9,8 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pika
+import pika.exceptions
 import pytest
 import traitlets
 from helpers import lab_threads
@@ -55,7 +57,9 @@ def test_sliders_cannot_hold_invalid_values():
     assert panel.speeds[0].value == pytest.approx(0.1)
     with pytest.raises(traitlets.TraitError):  # a Dropdown accepts only its options
         panel.mix.value = "random"
-    panel.scenario()  # whatever was tried, the controls still describe a valid Scenario
+    sc = panel.scenario()  # whatever was tried, the controls still describe a valid Scenario: the clamped values
+    assert (sc.prefetch, len(sc.workers), len(sc.tasks)) == (0, 1, 1)
+    assert [w.speed for w in sc.workers] == [pytest.approx(0.1)]
 
 
 def test_speed_sliders_follow_the_worker_count_and_keep_their_values():
@@ -86,23 +90,61 @@ def test_scenario_describes_the_controls():
     assert lab_panel.tasks_for("one long", 3) == ("Task 1........", "Task 2.", "Task 3.")
 
 
-def test_run_button_runs_what_the_controls_say(clean, fast):
+def test_run_button_runs_what_the_controls_say(clean, monkeypatch):
+    monkeypatch.setenv("WORKQUEUE_LAB_TIME_SCALE", "0.2")  # tasks long enough for the sampler to see the queue
     panel = lab_panel.Panel(clean)
     panel.workers.value = 3
     panel.prefetch.value = 4
-    panel.count.value = 9
-    panel.run_button.click()
+    panel.count.value = 15
+    with QueueSampler(clean, lab.settings.name("task_queue")) as samples:
+        panel.run_button.click()
     result = panel.last_result
     assert panel.last_error is None
     ready = result.of_kind(ev.READY)
     assert sorted(e.worker for e in ready) == [1, 2, 3]
-    assert {e.detail for e in ready} == {"prefetch=4"}
-    assert sorted(result.completed) == list(range(1, 10))
-    assert panel.progress.value == 9 and panel.progress.bar_style == "success"
+    # what the broker did with prefetch=4: with 3 consumers it held back exactly 15 - 3 * 4 = 3 messages
+    # (no limit would hand out all 15 at once; prefetch=1 would hold back 12)
+    busy = [ready for consumers, ready in samples if consumers == 3]
+    assert busy and max(busy) == 3, samples
+    assert sorted(result.completed) == list(range(1, 16))
+    assert panel.progress.value == 15 and panel.progress.bar_style == "success"
     assert bytes(panel.timeline.value).startswith(b"\x89PNG")
     assert "makespan" in panel.status.value and "<table" in panel.table.value
     assert not panel.run_button.disabled
     assert lab.live_threads() == 0
+
+
+class QueueSampler:
+    """(consumers, ready) of a queue as the broker reports them, polled on its own connection while a block runs."""
+
+    def __init__(self, broker, queue: str) -> None:
+        self.broker, self.queue = broker, queue
+        self.samples: list[tuple[int, int]] = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._poll, name="test-sampler", daemon=True)
+
+    def _poll(self) -> None:
+        conn = self.broker.connect()
+        try:
+            ch = conn.channel()
+            while not self.done.is_set():
+                try:
+                    ok = ch.queue_declare(queue=self.queue, passive=True).method
+                    self.samples.append((ok.consumer_count, ok.message_count))
+                except pika.exceptions.ChannelClosedByBroker:  # not declared yet
+                    ch = conn.channel()
+                self.done.wait(0.01)
+        finally:
+            conn.close()
+
+    def __enter__(self) -> list[tuple[int, int]]:
+        self.thread.start()
+        return self.samples
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
 
 
 def test_prefetch_one_keeps_the_long_task_from_blocking_others(clean, fast):

@@ -12,6 +12,7 @@ import json
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -87,7 +88,7 @@ def node_home():
 
 
 @pytest.fixture(scope="module")
-def node(node_home):
+def booted(node_home):
     assert private_node.server_script() is not None, "rabbitmq-server is not installed (see .ci/run)"
     t0 = time.monotonic()
     # What Binder's start script does: launch in the background and return at once...
@@ -95,9 +96,12 @@ def node(node_home):
     launch = time.monotonic() - t0
     assert res.returncode == 0, res.stderr
     assert "booting" in res.stdout and "amqp://guest:guest@127.0.0.1:" in res.stdout
-    assert launch < 5, f"start --background took {launch:.1f} s"
+    # "at once": it returned before the node answers (a boot takes seconds), whatever the machine's load
+    port = int(res.stdout.split("amqp://guest:guest@127.0.0.1:")[1].split("/")[0])
+    assert not _port_answers(port), f"start --background waited for the boot ({launch:.1f} s)"
     # ... and what the first notebook cell then does: wait for it.
     info = private_node.wait_until_ready(90)
+    assert info.amqp_port == port
     print(f"\nprivate node cold start: launch {launch:.2f} s, ready after {time.monotonic() - t0:.1f} s")
     try:
         yield info
@@ -105,6 +109,20 @@ def node(node_home):
         private_node.stop()
         for p in _beams_in(info.base):  # belt and braces: CI must be left clean
             os.kill(p, 9)
+
+
+@pytest.fixture
+def node(booted):
+    """The module's node, running (started again if a test before this one stopped it: any order works)."""
+    info = private_node.start(wait=90)
+    assert info == booted
+    return info
+
+
+def _port_answers(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_node_runs_unprivileged_and_carries_a_message(node):
@@ -183,8 +201,12 @@ def test_memory_is_capped_absolutely(node):
 
 
 def test_app_env_round_trips(node):
-    private_node.set_app_env("consumer_timeout", 3000)
-    assert private_node.get_app_env("consumer_timeout") == 3000
+    before = private_node.get_app_env("consumer_timeout")
+    try:
+        private_node.set_app_env("consumer_timeout", 3000)
+        assert private_node.get_app_env("consumer_timeout") == 3000
+    finally:
+        private_node.set_app_env("consumer_timeout", before if before is not None else 1_800_000)
     with pytest.raises(LabError):
         private_node.set_app_env("consumer_timeout); halt(", 1)
 
@@ -242,3 +264,64 @@ def test_stop_leaves_no_beam_process(node):
     assert private_node.running() is None
     assert private_node.stop() is False
     assert _cli("url").returncode == 1
+
+
+def _ready_or_none(url: str, queue: str) -> int | None:
+    conn, ch = _channel(url)
+    try:
+        return ch.queue_declare(queue, passive=True).method.message_count
+    except pika.exceptions.ChannelClosedByBroker:
+        return None
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
+def _workqueue_lab(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "workqueue_lab", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+
+
+def test_cli_broker_reset_deletes_the_lab_queue_and_spares_a_foreign_one(node):
+    """`workqueue-lab broker reset` on this test's node: the learner's task_queue (with the run's prefix) goes,
+    a task_queue of another program (no prefix) keeps its messages."""
+    mine, foreign = settings.name("task_queue"), "task_queue"
+    assert mine != foreign  # the run's prefix (conftest) tells them apart
+    conn, ch = _channel(node.url)
+    try:
+        for queue, n in ((mine, 1), (foreign, 2)):
+            ch.queue_declare(queue, durable=True)
+            for i in range(n):
+                ch.basic_publish("", queue, f"Task {i}.".encode(), pika.BasicProperties(delivery_mode=2))
+    finally:
+        conn.close()
+    try:
+        res = _workqueue_lab("broker", "reset", "--force", "private")
+        assert res.returncode == 0, res.stderr
+        deleted = res.stdout.strip().removeprefix("Deleted: ").split(", ")
+        assert mine in deleted and foreign not in deleted, res.stdout
+        assert _ready_or_none(node.url, mine) is None
+        assert _ready_or_none(node.url, foreign) == 2
+    finally:
+        conn, ch = _channel(node.url)
+        ch.queue_delete(foreign)
+        conn.close()
+
+
+@pytest.mark.parametrize("command, said, again", [
+    (("broker", "stop"), "Stopped the lab's private RabbitMQ node.", "No private node of the lab was running"),
+    (("node", "stop"), "stopped", "no private node was running"),
+])
+def test_cli_stop_stops_this_node_and_only_it(node, command, said, again):
+    pid = private_node.pid()
+    assert pid is not None
+    res = _workqueue_lab(*command)
+    assert res.returncode == 0 and res.stdout.strip() == said, (res.stdout, res.stderr)
+    assert _beams_in(node.base) == [] and private_node.running() is None
+    assert not _port_answers(node.amqp_port)
+    res = _workqueue_lab(*command)
+    assert res.returncode == 0 and again in res.stdout, res.stdout
+    # the system's RabbitMQ (which the lab did not start) still answers
+    conn = pika.BlockingConnection(pika.URLParameters("amqp://guest:guest@127.0.0.1:5672/%2F"))
+    assert conn.is_open
+    conn.close()

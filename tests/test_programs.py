@@ -24,24 +24,45 @@ def _py(*args: str, **kw) -> subprocess.CompletedProcess:
                           timeout=60, stdin=subprocess.DEVNULL, **kw)
 
 
-def test_two_terminal_workers_split_the_lessons_tasks(clean, tmp_path):
+@pytest.fixture
+def spawn():
+    """Popen for the test; whatever still runs at the end (a failed assert included) gets Ctrl-C, then SIGKILL
+    by its pid: no worker is left consuming from the broker."""
+    procs: list[subprocess.Popen] = []
+
+    def start(args: list[str], **kw) -> subprocess.Popen:
+        procs.append(subprocess.Popen([sys.executable, *args], cwd=ROOT, env=_env(), stdin=subprocess.DEVNULL,
+                                      **kw))
+        return procs[-1]
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait(10)
+    assert all(p.poll() is not None for p in procs)
+
+
+def test_two_terminal_workers_split_the_lessons_tasks(clean, tmp_path, spawn):
     logs = [tmp_path / f"worker{i}.log" for i in (1, 2)]
     procs = []
-    try:
-        for log in logs:
-            procs.append(subprocess.Popen([sys.executable, "worker.py"], cwd=ROOT, env=_env(),
-                                          stdout=log.open("w"), stderr=subprocess.STDOUT,
-                                          stdin=subprocess.DEVNULL))
-            assert wait_until(lambda log=log: "Waiting for messages" in log.read_text(), timeout=15)
-        for task in ("Task 1.", "Task 2..", "Task 3...", "Task 4...."):
-            sent = _py("new_task.py", task)
-            assert sent.returncode == 0 and f"Sent '{task}'" in sent.stdout
-        assert wait_until(lambda: sum(log.read_text().count("Done") for log in logs) == 4, timeout=20)
-    finally:
-        for p in procs:
-            p.send_signal(signal.SIGINT)
-        for p in procs:
-            p.wait(10)
+    for log in logs:
+        with log.open("w") as out:
+            procs.append(spawn(["worker.py"], stdout=out, stderr=subprocess.STDOUT))
+        assert wait_until(lambda log=log: "Waiting for messages" in log.read_text(), timeout=15)
+    for task in ("Task 1.", "Task 2..", "Task 3...", "Task 4...."):
+        sent = _py("new_task.py", task)
+        assert sent.returncode == 0 and f"Sent '{task}'" in sent.stdout
+    assert wait_until(lambda: sum(log.read_text().count("Done") for log in logs) == 4, timeout=20)
+    for p in procs:
+        p.send_signal(signal.SIGINT)
+    for p in procs:
+        p.wait(10)
     got = [[t for t in ("Task 1.'", "Task 2..'", "Task 3...'", "Task 4....'") if t in log.read_text()]
            for log in logs]
     assert got == [["Task 1.'", "Task 3...'"], ["Task 2..'", "Task 4....'"]]
@@ -74,11 +95,9 @@ def test_cli_errors_are_one_line_without_secrets(args, env, words):
     assert "hunter2" not in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
 
 
-def test_cli_worker_consumes_until_interrupted(clean):
+def test_cli_worker_consumes_until_interrupted(clean, spawn):
     assert _py("-m", "workqueue_lab", "new-task", "Task 1.").returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "workqueue_lab", "worker"], cwd=ROOT, env=_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL)
+    proc = spawn(["-m", "workqueue_lab", "worker"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(0.3)
     assert wait_until(lambda: clean.queue_stats(os.environ["WORKQUEUE_LAB_PREFIX"] + "task_queue").ready == 0,
                       timeout=15)

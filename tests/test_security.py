@@ -216,7 +216,10 @@ def test_every_listener_of_the_private_node_is_on_loopback(request):
         assert all(a == "127.0.0.1" for a, _ in mine), mine
         # the Erlang port mapper the node may have started: loopback as well
         epmd = [(a, p) for a, p, proc in listening if '"epmd"' in proc]
+        assert epmd and {p for _, p in epmd} == {4369}, f"no epmd listener found to check: {listening}"
         assert all(a in ("127.0.0.1", "::1") for a, _ in epmd), epmd
+        names = subprocess.run(["epmd", "-names"], capture_output=True, text=True, timeout=10).stdout
+        assert f"at port {node.dist_port}" in names, names  # the epmd checked above is the one this node uses
         print(f"\nprivate node pid {pid} listens on: {sorted(mine)}; epmd on {sorted(epmd)}")
 
 
@@ -315,7 +318,10 @@ def _non_loopback_addresses() -> list[str]:
 def test_guest_cannot_log_in_from_a_non_loopback_address(clean):
     """Whatever this machine's broker exposes beyond loopback must refuse guest (RabbitMQ's loopback_users)."""
     checked = []
-    for addr in _non_loopback_addresses():
+    addresses = _non_loopback_addresses()
+    assert addresses, "this machine has no non-loopback IPv4 address: nothing to check guest from"
+    listening = _listeners()
+    for addr in addresses:
         if port_open(addr, 5672):
             guest = pika.PlainCredentials("guest", "guest")
             with pytest.raises(pika.exceptions.AMQPError) as info:
@@ -323,7 +329,8 @@ def test_guest_cannot_log_in_from_a_non_loopback_address(clean):
             assert isinstance(info.value, pika.exceptions.ProbableAuthenticationError) or \
                 "ACCESS_REFUSED" in repr(info.value), repr(info.value)
             checked.append(f"{addr}:5672 refused guest")
-        else:
+        else:  # closed because nothing listens there (not a filtered or slow port)
+            assert not _listens_on(listening, addr, 5672), (addr, listening)
             checked.append(f"{addr}:5672 closed")
         if port_open(addr, 15672):
             with pytest.raises(urllib.error.HTTPError) as info:
@@ -334,8 +341,15 @@ def test_guest_cannot_log_in_from_a_non_loopback_address(clean):
             assert info.value.code == 401
             checked.append(f"{addr}:15672 refused guest")
         else:
+            assert not _listens_on(listening, addr, 15672), (addr, listening)
             checked.append(f"{addr}:15672 closed")
-    print(f"\nguest from outside loopback: {checked or ['no non-loopback address']}")
+    assert len(checked) == 2 * len(addresses), checked
+    print(f"\nguest from outside loopback: {checked}")
+
+
+def _listens_on(listening: list[tuple[str, int, str]], addr: str, port: int) -> bool:
+    """Whether some socket listens on addr:port, directly or on a wildcard address."""
+    return any(p == port and a in (addr, "0.0.0.0", "*", "::") for a, p, _ in listening)
 
 
 # --- auto-ack only where the lesson shows the loss ---------------------------------------------------------

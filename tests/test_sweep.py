@@ -22,7 +22,7 @@ def test_throughput_measures_every_value_and_every_message(clean, fast):
     for p in result.points:
         assert math.isfinite(p.value) and 100 < p.value < 1_000_000, p
         assert sum(p.per_worker.values()) == n, p
-        assert 0 < p.seconds < 10
+        assert 0 < p.seconds < 60  # finished, with room for a loaded machine (speed: benchmarks/overhead.py)
     assert result.quantity == "throughput" and result.best() in (1, 20, 0)
     assert result[20] == result.values[20]
     # the robust signature of prefetch 1: after every ack the worker waits a round trip for the next message
@@ -35,15 +35,30 @@ def test_throughput_with_a_limit_spreads_the_backlog_over_both_workers(clean, fa
     assert set(result.points[0].per_worker) == {1, 2}
 
 
-def test_makespan_favours_prefetch_1_for_mixed_tasks(clean, fast):
+def test_makespan_favours_prefetch_1_for_mixed_tasks(clean, monkeypatch):
+    # a larger time scale than the other tests: a dot is 200 ms, so round trips and a loaded machine's stalls
+    # are small next to the work seconds measured
+    monkeypatch.setenv("WORKQUEUE_LAB_TIME_SCALE", "0.2")
     result = sweep.makespan_by_prefetch(clean, prefetch_values=[1, 0])
     # every fourth task is long: unlimited prefetch hands both long ones to worker 1 (4+1+4+1 = 10 s);
-    # prefetch 1 gives each task to the first free worker (about 7 s).
-    assert result[0] == pytest.approx(10, rel=0.15)
-    assert result[1] < 0.85 * result[0]
+    # prefetch 1 gives each task to the first free worker (about 7 s).  Load only ever adds time, so the
+    # bounds below 10 are firm and the ones above are loose; which worker got which task is asserted
+    # exactly in test_mixed_tasks_dispatch_as_the_makespans_say.
+    assert 10 <= result[0] < 14
+    assert 7 <= result[1] < result[0]
     assert all(sum(p.per_worker.values()) == 8 for p in result.points)
     assert result.best() == 1
     assert lab.live_threads() == 0
+
+
+def test_mixed_tasks_dispatch_as_the_makespans_say(clean, monkeypatch):
+    """The dispatch behind the makespans: RabbitMQ makes it deterministic, so assert who got what."""
+    monkeypatch.setenv("WORKQUEUE_LAB_TIME_SCALE", "0.2")  # 1 work second between decisions = 200 ms
+    unlimited = lab.run(lab.lesson_callback, tasks=sweep.VARIABLE_TASKS, workers=2, prefetch=0, progress=False)
+    assert unlimited.tasks_by_worker() == {1: [1, 3, 5, 7], 2: [2, 4, 6, 8]}  # both 4-dot tasks to worker 1
+    fair = lab.run(lab.lesson_callback, tasks=sweep.VARIABLE_TASKS, workers=2, prefetch=1, progress=False)
+    # worker 2 does 2, 3, 4 (t=3) and takes 5 while worker 1 is still on 1; worker 1 then does 6, 7, 8
+    assert fair.tasks_by_worker() == {1: [1, 6, 7, 8], 2: [2, 3, 4, 5]}
 
 
 def test_typical_rate_ignores_a_stall_and_median_wait_pairs_ack_with_next_delivery():

@@ -39,6 +39,11 @@ class QueueStats:
     consumers: int
 
 
+def connection_name() -> str:
+    """The ``connection_name`` client property of every connection this process opens through a Broker."""
+    return f"workqueue-lab {os.getpid()}"
+
+
 class Broker:
     """A handle on one RabbitMQ: URL, management URL, version, connections, stats, reset.
 
@@ -126,6 +131,8 @@ class Broker:
         params.connection_attempts = 1
         params.socket_timeout = 5
         params.blocked_connection_timeout = 60
+        # named per process: `rabbitmqctl list_connections client_properties` tells the lab's own apart
+        params.client_properties = {"connection_name": connection_name()}
         for key, value in overrides.items():
             setattr(params, key, value)
         return params
