@@ -238,52 +238,6 @@ def test_no_broker_kind_switch_outside_control_and_discovery():
     assert _kind_switches(PACKAGE / "broker" / "discovery.py"), "the check finds nothing at all: it is broken"
 
 
-def _import_graph(root: Path) -> dict[str, set[str]]:
-    """Module -> lab modules it imports anywhere in its text (function-level and TYPE_CHECKING ones too)."""
-    modules = {}
-    for path in root.rglob("*.py"):
-        parts = list(path.relative_to(root.parent).with_suffix("").parts)
-        is_package = parts[-1] == "__init__"
-        modules[".".join(parts[:-1] if is_package else parts)] = (path, is_package)
-    graph: dict[str, set[str]] = {}
-    for name, (path, is_package) in modules.items():
-        package = name if is_package else name.rpartition(".")[0]
-        graph[name] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom):
-                base = package
-                for _ in range(max(node.level - 1, 0)):
-                    base = base.rpartition(".")[0]
-                target = (base + ("." + node.module if node.module else "")) if node.level else (node.module or "")
-                for alias in node.names:
-                    full = f"{target}.{alias.name}"
-                    graph[name] |= {full} if full in modules else ({target} if target in modules else set())
-            elif isinstance(node, ast.Import):
-                graph[name] |= {a.name for a in node.names if a.name in modules}
-    return graph
-
-
-def test_no_import_cycle_in_the_broker_layer():
-    graph = {m: {d for d in deps if d.startswith("workqueue_lab.broker")}
-             for m, deps in _import_graph(PACKAGE).items() if m.startswith("workqueue_lab.broker")}
-    assert "workqueue_lab.broker.control" in graph["workqueue_lab.broker.handle"]  # the graph is really built
-    cycles, state = [], {}
-
-    def visit(module: str, path: list[str]) -> None:
-        state[module] = "open"
-        for dep in sorted(graph[module]):
-            if state.get(dep) == "open":
-                cycles.append(path[path.index(dep):] + [dep])
-            elif dep not in state:
-                visit(dep, [*path, dep])
-        state[module] = "done"
-
-    for module in sorted(graph):
-        if module not in state:
-            visit(module, [module])
-    assert cycles == []
-
-
 def test_importing_the_lab_and_its_broker_layer_loads_no_pika():
     code = ("import sys, workqueue_lab, workqueue_lab.broker, workqueue_lab.broker.control, "
             "workqueue_lab.broker.discovery; print(sorted(m for m in ('pika', 'matplotlib', 'ipywidgets') "

@@ -3,10 +3,14 @@ and TYPE_CHECKING ones too, so a lower layer cannot quietly reach up."""
 
 from __future__ import annotations
 
-from test_control import PACKAGE, _import_graph
+from pathlib import Path
+
+from helpers import import_graph
+
+PACKAGE = Path(__file__).resolve().parents[1] / "workqueue_lab"
 
 GRAPH = {m.removeprefix("workqueue_lab."): {d.removeprefix("workqueue_lab.") for d in deps}
-         for m, deps in _import_graph(PACKAGE).items()}
+         for m, deps in import_graph(PACKAGE).items()}
 
 
 def _in(module: str, *layers: str) -> bool:

@@ -24,6 +24,7 @@ import ipywidgets as W
 
 from ..engine.scenario import WorkerSpec, fault, numbered_tasks
 from ..lessons import failures
+from .panel import RunButton
 
 if TYPE_CHECKING:
     from ..broker.handle import Broker
@@ -37,7 +38,7 @@ WORKERS = 2
 LOOP_LIMIT = 12  # deliveries of one task before a run is stopped as a loop
 
 
-class FailurePanel:
+class FailurePanel(RunButton):
     """The widgets, the run they describe, and the last run's result and per-task table."""
 
     def __init__(self, broker: Broker | None = None, ttl_seconds: float = 2.0, timeout: float = 60.0) -> None:
@@ -90,13 +91,6 @@ class FailurePanel:
         return specs
 
     # --- running ----------------------------------------------------------------------------
-    def _on_click(self, _button) -> None:
-        try:
-            self.run()
-        except Exception as exc:  # shown in the panel: a button has nowhere else to report
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            self.status.value = f"<span style='color:#b00'>{html.escape(self.last_error)}</span>"
-
     def run(self) -> RunResult:
         """Run what the controls describe against RabbitMQ (what Run does); returns the result."""
         from .. import settings

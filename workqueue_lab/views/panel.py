@@ -93,7 +93,19 @@ def panel_callback(ch, method, properties, body):
     ch.basic_ack(delivery_tag=method.delivery_tag)
 
 
-class Panel:
+class RunButton:
+    """A panel's Run button: run what the controls say, and show any error in the status line (a button has
+    nowhere else to report).  Panels that use it have ``run()``, ``status`` and ``last_error``."""
+
+    def _on_click(self, _button) -> None:
+        try:
+            self.run()
+        except Exception as exc:  # shown in the panel: a button has nowhere else to report
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.status.value = f"<span style='color:#b00'>{html.escape(self.last_error)}</span>"
+
+
+class Panel(RunButton):
     """The widgets, the Scenario they describe, and the last run's result."""
 
     def __init__(self, broker: Broker | None = None, queue: str = TASK_QUEUE, timeout: float = 120.0) -> None:
@@ -189,13 +201,6 @@ class Panel:
                         timeout=self.timeout).validate()
 
     # --- running ----------------------------------------------------------------------------
-    def _on_click(self, _button) -> None:
-        try:
-            self.run()
-        except Exception as exc:  # shown in the panel: a button has nowhere else to report
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            self.status.value = f"<span style='color:#b00'>{html.escape(self.last_error)}</span>"
-
     def run(self) -> RunResult:
         """Run the current scenario against RabbitMQ (what the Run button does); returns the result."""
         from ..broker.discovery import find_broker
