@@ -166,6 +166,44 @@ def test_a_run_saved_from_jupyterlab_leaves_git_status_clean(lab_server, noteboo
         path.write_bytes(original)
 
 
+COURSE = sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("notebook", COURSE)
+def test_every_course_notebook_saved_with_outputs_stays_as_committed(lab_server, notebook):
+    """Run All then Save, for every notebook: what JupyterLab sends on Save carries outputs, execution counts,
+    timings and the kernel's language_info (made here as a run makes them: executing all nine would take
+    minutes; the two tests above do execute 00 and 01); the file must stay as committed."""
+    rel = f"notebooks/{notebook}"
+    path = REPO / rel
+    if _git("status", "--porcelain", rel).stdout:
+        pytest.fail(f"{rel} already has uncommitted changes; commit them before this test", pytrace=False)
+    original = path.read_bytes()
+    content = json.loads(original)
+    content["metadata"]["language_info"] = {"name": "python", "version": "3.11.7", "mimetype": "text/x-python",
+                                            "file_extension": ".py", "pygments_lexer": "ipython3",
+                                            "codemirror_mode": {"name": "ipython", "version": 3},
+                                            "nbconvert_exporter": "python"}
+    code = [c for c in content["cells"] if c["cell_type"] == "code"]
+    for n, cell in enumerate(code, start=1):
+        cell["execution_count"] = n
+        cell["metadata"]["execution"] = {"iopub.status.busy": "2026-11-29T00:00:00Z"}
+        cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": f"output of cell {n}\n"},
+                           {"output_type": "execute_result", "execution_count": n, "metadata": {},
+                            "data": {"text/plain": f"{n}"}}]
+    try:
+        body = json.dumps({"type": "notebook", "format": "json", "content": content}).encode()
+        req = urllib.request.Request(lab_server.url(f"api/contents/{rel}", token=False), data=body, method="PUT",
+                                     headers={"Authorization": f"token {lab_server.token}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=30) as resp:
+            assert resp.status == 200
+        assert _git("status", "--porcelain", rel).stdout == "", "git sees the saved run as a change"
+        assert path.read_bytes() == original, "the saved notebook differs from the committed one"
+    finally:
+        path.write_bytes(original)
+
+
 def test_the_git_filter_keeps_outputs_out_of_commits(tmp_path):
     """Saved some other way (nbconvert --inplace), outputs still never reach a commit: the clean filter
     `make lab`/`make test` configure strips them, so `git diff` (what `git add` would stage) is empty."""
