@@ -182,10 +182,14 @@ def test_notebook_03_panel_runs_in_the_browser(lab_server, browser):
 
     run.click()
     try:
+        # During the run the last picture and table stay, faded (the picture with a new src already).  The
+        # run has been shown when the table is no longer faded (the panel sets it last) and the picture is new.
         page.wait_for_function(
-            "([el, old]) => el.src && el.src !== old && el.complete && el.naturalWidth > 0"
+            "([panel, el, old]) => !panel.querySelector(\"div[style*='opacity']\")"
+            " && panel.querySelector('.wql-status').innerText.includes('makespan')"
+            " && el.src && el.src !== old && el.complete && el.naturalWidth > 0"
             " && getComputedStyle(el).display !== 'none'",
-            arg=[timeline.element_handle(), src_before], timeout=30_000)
+            arg=[panel.element_handle(), timeline.element_handle(), src_before], timeout=30_000)
     except Exception:
         page.screenshot(path=str(ARTIFACTS / "03_after_run_failed.png"), full_page=True)
         status = panel.locator(".wql-status").inner_text() if panel.locator(".wql-status").count() else "?"
