@@ -137,6 +137,23 @@ def lab_server():
         shutil.rmtree(state, ignore_errors=True)
 
 
+def _save_and_check(lab_server, rel: str, content: dict, original: bytes) -> None:
+    """Save ``content`` as JupyterLab does (a PUT of the notebook); the file must stay as committed and git
+    must see no change.  The committed bytes are put back whatever happens."""
+    path = REPO / rel
+    try:
+        body = json.dumps({"type": "notebook", "format": "json", "content": content}).encode()
+        req = urllib.request.Request(lab_server.url(f"api/contents/{rel}", token=False), data=body, method="PUT",
+                                     headers={"Authorization": f"token {lab_server.token}",
+                                              "Content-Type": "application/json"})
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=30) as resp:
+            assert resp.status == 200
+        assert _git("status", "--porcelain", rel).stdout == "", "git sees the saved run as a change"
+        assert path.read_bytes() == original, "the saved notebook differs from the committed one"
+    finally:
+        path.write_bytes(original)
+
+
 @pytest.mark.parametrize("notebook", ["00_start_here.ipynb", "01_work_queue_pattern.ipynb"])
 def test_a_run_saved_from_jupyterlab_leaves_git_status_clean(lab_server, notebook, tmp_path):
     """Run a course notebook and save it the way JupyterLab does (autosave, Ctrl+S: a PUT of the notebook
@@ -153,17 +170,7 @@ def test_a_run_saved_from_jupyterlab_leaves_git_status_clean(lab_server, noteboo
     assert res.returncode == 0, res.stderr[-2000:]
     content = json.loads(executed.read_text())
     assert any(c.get("outputs") for c in content["cells"]), "the run made no outputs: this test would prove nothing"
-    try:
-        body = json.dumps({"type": "notebook", "format": "json", "content": content}).encode()
-        req = urllib.request.Request(lab_server.url(f"api/contents/{rel}", token=False), data=body, method="PUT",
-                                     headers={"Authorization": f"token {lab_server.token}",
-                                              "Content-Type": "application/json"})
-        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=30) as resp:
-            assert resp.status == 200
-        assert _git("status", "--porcelain", rel).stdout == "", "git sees the saved run as a change"
-        assert path.read_bytes() == original, "the saved notebook differs from the committed one"
-    finally:
-        path.write_bytes(original)
+    _save_and_check(lab_server, rel, content, original)
 
 
 COURSE = sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -191,17 +198,7 @@ def test_every_course_notebook_saved_with_outputs_stays_as_committed(lab_server,
         cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": f"output of cell {n}\n"},
                            {"output_type": "execute_result", "execution_count": n, "metadata": {},
                             "data": {"text/plain": f"{n}"}}]
-    try:
-        body = json.dumps({"type": "notebook", "format": "json", "content": content}).encode()
-        req = urllib.request.Request(lab_server.url(f"api/contents/{rel}", token=False), data=body, method="PUT",
-                                     headers={"Authorization": f"token {lab_server.token}",
-                                              "Content-Type": "application/json"})
-        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=30) as resp:
-            assert resp.status == 200
-        assert _git("status", "--porcelain", rel).stdout == "", "git sees the saved run as a change"
-        assert path.read_bytes() == original, "the saved notebook differs from the committed one"
-    finally:
-        path.write_bytes(original)
+    _save_and_check(lab_server, rel, content, original)
 
 
 def test_the_git_filter_keeps_outputs_out_of_commits(tmp_path):
