@@ -228,6 +228,12 @@ def queue_counts(broker: Broker, queue: str, wait_for: tuple[int, int] | None = 
         time.sleep(0.2)
 
 
+def reports_unacked(broker: Broker) -> bool:
+    """Whether this broker tells the lab a queue's unacked count: rabbitmqctl inside a node it controls, or
+    a management API this user may read (a class's learner has neither: their claims are NOT CHECKED)."""
+    return broker.control.can("stats") or isinstance(broker.management_api("overview"), dict)
+
+
 @dataclass(frozen=True)
 class Sampling:
     """How ``run.watch_queue()`` gets its counts from a broker: in words, how often, and how long a state
