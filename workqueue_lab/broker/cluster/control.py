@@ -73,7 +73,7 @@ class Cluster:
         if n < 1:
             raise LabError(f"n={n} nodes cannot form a cluster; use n=3 (the default) or more.")
         script = script_or_fail()
-        t = users.target(run_as, create_user=True)
+        t = users.target(run_as, create_missing=True)
         assert t is not None
         root = Path(base) if base is not None else t.base.parent / "cluster"
         ct = layout.member_target(t, root)

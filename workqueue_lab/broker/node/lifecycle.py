@@ -93,7 +93,7 @@ def start(wait: float = 90.0, memory_mb: int = DEFAULT_MEMORY_MB, run_as: str | 
     """
     if memory_mb < 64:
         raise LabError(f"memory_mb={memory_mb} is too small for RabbitMQ; use at least 64 (default 256).")
-    t = target(run_as, create_user=True)
+    t = target(run_as, create_missing=True)
     assert t is not None
     if run_as:
         users.remember_run_as(run_as)

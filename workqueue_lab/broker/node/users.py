@@ -29,8 +29,8 @@ def remember_run_as(user: str) -> None:
     _last_run_as = user
 
 
-def target(run_as: str | None = None, create_user: bool = False) -> Target | None:
-    """Who runs the node and where its files live; None if that user does not exist."""
+def target(run_as: str | None = None, create_missing: bool = False) -> Target | None:
+    """Who runs the node and where its files live; None if that user does not exist (and is not created)."""
     import pwd
 
     euid = os.geteuid()
@@ -45,7 +45,7 @@ def target(run_as: str | None = None, create_user: bool = False) -> Target | Non
     try:
         pw = pwd.getpwnam(user)
     except KeyError:
-        if not create_user:
+        if not create_missing:
             return None
         if user != DEFAULT_USER:
             raise LabError(
