@@ -1,0 +1,5 @@
+// Draw every <pre class="mermaid"> once the page has loaded (book/build.py turns ```mermaid blocks into those).
+document.addEventListener("DOMContentLoaded", () => {
+  mermaid.initialize({ startOnLoad: false, securityLevel: "strict" });
+  mermaid.run({ querySelector: "pre.mermaid" });
+});

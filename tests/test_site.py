@@ -1,0 +1,192 @@
+"""The course as a website: `book/build.py` (what `make site` runs) executes every notebook against the real
+broker and renders them with Jupyter Book; headless Chromium then opens every page.
+
+Set WORKQUEUE_LAB_SITE=<dir> to check a site `make site` already built instead of building one here.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, chromium_problem
+
+ROOT = Path(__file__).resolve().parents[1]
+COURSE = json.loads((ROOT / "book" / "course.json").read_text(encoding="utf-8"))["notebooks"]
+PAGES = ["index.html"] + [f"notebooks/{e['stem']}.html" for e in COURSE]
+SHOTS = ROOT / "artifacts" / "site"  # a screenshot of every page, for a person to look at
+BINDER = "https://mybinder.org/v2/gh/workqueue-lab/workqueue-lab/"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(1800)]
+
+
+def test_course_map_names_every_notebook_and_a_key_plot_that_exists():
+    """Pure check of book/course.json against notebooks/: a new notebook must get a row and a key plot."""
+    on_disk = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert [e["stem"] for e in COURSE] == on_disk
+    for e in COURSE:
+        if e["key_plot"] is None:  # only a notebook that draws nothing, and the map says why
+            assert e.get("no_plot_because"), f"{e['stem']}: no key_plot and no reason"
+            continue
+        ids = [c.get("id") for c in json.loads((ROOT / "notebooks" / f"{e['stem']}.ipynb").read_text())["cells"]]
+        assert e["key_plot"] in ids, f"{e['stem']}: key_plot {e['key_plot']!r} is not a cell id of the notebook"
+    assert sum(e["key_plot"] is None for e in COURSE) <= 1
+
+
+def test_a_widget_panel_becomes_its_settings_readings_and_picture():
+    """Plain data: the panel's state as nbclient stores it, frozen for a page without a kernel."""
+    sys.path.insert(0, str(ROOT / "book"))
+    import frozen_widgets
+    import nbformat
+
+    state = {
+        "box": {"model_name": "VBoxModel", "state": {"children": ["IPY_MODEL_ab", "IPY_MODEL_cd", "IPY_MODEL_ef"],
+                                                     "layout": "IPY_MODEL_99"}},
+        "ab": {"model_name": "IntSliderModel", "state": {"description": "prefetch", "value": 1}},
+        "cd": {"model_name": "HTMLModel", "state": {"value": "makespan 0.40 s"}},
+        "ef": {"model_name": "ImageModel", "state": {"format": "png"},
+               "buffers": [{"path": ["value"], "encoding": "base64", "data": "iVBORw0KGgo="}]},
+        "99": {"model_name": "LayoutModel", "state": {}},
+    }
+    nb = nbformat.v4.new_notebook(metadata={"widgets": {frozen_widgets.WIDGET_STATE: {"state": state}}})
+    view = {"model_id": "box", "version_major": 2, "version_minor": 0}
+    nb.cells.append(nbformat.v4.new_code_cell("panel", outputs=[
+        nbformat.v4.new_output("execute_result", {frozen_widgets.WIDGET_VIEW: view, "text/plain": "VBox()"})]))
+    assert frozen_widgets.freeze(nb) == 1
+    outputs = nb.cells[0].outputs
+    assert "prefetch = 1" in outputs[0].data["text/html"] and "makespan 0.40 s" in outputs[0].data["text/html"]
+    assert outputs[1].data["image/png"] == "iVBORw0KGgo="
+    assert "widgets" not in nb.metadata
+    nbformat.validate(nb)
+
+
+def _committed_notebooks() -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((ROOT / "notebooks").glob("*.ipynb"))}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The built site's html/ directory: built here (timed) unless WORKQUEUE_LAB_SITE names one."""
+    if os.environ.get("WORKQUEUE_LAB_SITE"):
+        return Path(os.environ["WORKQUEUE_LAB_SITE"]) / "html"
+    out = tmp_path_factory.mktemp("site")
+    before = _committed_notebooks()
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, str(ROOT / "book" / "build.py"), "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    print(done.stdout[-3000:])
+    assert done.returncode == 0, f"book/build.py failed:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
+    print(f"site built in {time.perf_counter() - started:.0f} s")
+    # Outputs stay out of the committed notebooks: the build executed copies.
+    assert _committed_notebooks() == before
+    return out / "html"
+
+
+@pytest.fixture(scope="module")
+def served(site):
+    """The site on 127.0.0.1 over HTTP, as a reader's browser would get it."""
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # a thread must not print into the test's output
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    problem = chromium_problem()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _open(browser, url: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    failed: list[str] = []
+    page.on("requestfailed", lambda r: failed.append(r.url))
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    response = page.goto(url, wait_until="load")
+    assert response is not None and response.status == 200, f"{url}: {response and response.status}"
+    page.evaluate("() => Promise.all([...document.images].map(i => i.decode().catch(() => null)))")
+    return page, failed
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_page_has_no_missing_image_and_no_error_output(browser, served, path):
+    page, failed = _open(browser, served + path)
+    try:
+        local = [u for u in failed if u.split(" ")[-1].startswith(served)]
+        assert local == [], f"{path}: requests that failed: {local}"
+        broken = page.evaluate(
+            "() => [...document.images].filter(i => i.complete && i.naturalWidth === 0).map(i => i.src)")
+        assert broken == [], f"{path}: images that did not load: {broken}"
+        errors = page.locator(".cell_output .traceback, .cell_output .output.error, .cell_output .stderr")
+        assert errors.count() == 0, f"{path}: error output on the page: {errors.first.inner_text()[:500]}"
+        # The lesson's diagrams (```mermaid in the notebooks) are drawn by the page's own copy of mermaid.
+        page.wait_for_function("() => [...document.querySelectorAll('pre.mermaid')].every(p => p.querySelector('svg'))",
+                               timeout=20_000)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / (path.replace("/", "_") + ".png")), full_page=True)
+        text = page.locator("main").inner_text()
+        for bad in ("Traceback (most recent call last)", "NOT CHECKED", "AssertionError"):
+            assert bad not in text, f"{path}: the page shows {bad!r}"
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("entry", COURSE, ids=[e["stem"] for e in COURSE])
+def test_notebook_page_shows_its_key_plot_and_a_binder_link(browser, served, entry):
+    page, _ = _open(browser, served + f"notebooks/{entry['stem']}.html")
+    try:
+        hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
+        binder = [h for h in hrefs if h.startswith(BINDER)]
+        assert binder, f"{entry['stem']}: no launch-on-Binder link among {len(hrefs)} links"
+        assert unquote(binder[0]).endswith(f"lab/tree/notebooks/{entry['stem']}.ipynb"), binder[0]
+        if entry["key_plot"] is None:
+            return
+        plot = page.locator(".tag_key-plot .cell_output img")
+        assert plot.count() >= 1, f"{entry['stem']}: the key plot (cell {entry['key_plot']}) has no image"
+        size = plot.first.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+        assert min(size) >= 100, f"{entry['stem']}: the key plot is {size} px"
+    finally:
+        page.close()
+
+
+def test_front_page_maps_every_notebook_to_its_page(browser, served):
+    page, _ = _open(browser, served + "index.html")
+    try:
+        rows = page.locator("main table tbody tr")
+        assert rows.count() == len(COURSE)
+        for i, entry in enumerate(COURSE):
+            cells = rows.nth(i).locator("td")
+            assert cells.nth(1).inner_text().strip() == entry["title"]
+            href = cells.nth(1).locator("a").get_attribute("href")
+            assert urlparse(href).path.endswith(f"notebooks/{entry['stem']}.html"), href
+            target = page.context.new_page()
+            try:
+                assert target.goto(served + href).status == 200
+                assert entry["title"].split("·")[1].strip()[:12] in target.locator("h1").first.inner_text()
+            finally:
+                target.close()
+    finally:
+        page.close()
