@@ -84,7 +84,7 @@ test: lab-setup $(SITE_STAMP)
 site: export WORKQUEUE_LAB_PREFIX ?= site.
 site: lab-setup $(SITE_STAMP)
 	$(VPY) -m workqueue_lab broker start
-	$(VPY) book/build.py --out build/site
+	$(VPY) book/build_site.py --out build/site
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,4 @@
-// Draw every <pre class="mermaid"> once the page has loaded (book/build.py turns ```mermaid blocks into those).
+// Draw every <pre class="mermaid"> once the page has loaded (book/build_site.py turns ```mermaid blocks into those).
 document.addEventListener("DOMContentLoaded", () => {
   mermaid.initialize({ startOnLoad: false, securityLevel: "strict" });
   mermaid.run({ querySelector: "pre.mermaid" });

@@ -1,4 +1,4 @@
-"""The course as a website: `book/build.py` (what `make site` runs) executes every notebook against the real
+"""The course as a website: `book/build_site.py` (what `make site` runs) executes every notebook against the real
 broker and renders them with Jupyter Book; headless Chromium then opens every page.
 
 Set WORKQUEUE_LAB_SITE=<dir> to check a site `make site` already built instead of building one here.
@@ -84,7 +84,7 @@ def site(tmp_path_factory) -> Path:
     done = subprocess.run([sys.executable, str(ROOT / "book" / "build.py"), "--out", str(out)], cwd=ROOT,
                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
     print(done.stdout[-3000:])
-    assert done.returncode == 0, f"book/build.py failed:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
+    assert done.returncode == 0, f"book/build_site.py failed:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
     print(f"site built in {time.perf_counter() - started:.0f} s")
     # Outputs stay out of the committed notebooks: the build executed copies.
     assert _committed_notebooks() == before
@@ -190,3 +190,16 @@ def test_front_page_maps_every_notebook_to_its_page(browser, served):
                 target.close()
     finally:
         page.close()
+
+
+def test_markdown_for_the_site_draws_mermaid_and_sends_repo_links_to_github():
+    """Plain data: a notebook's link to ../README.md would be a dead link on the site; mermaid needs its tag."""
+    sys.path.insert(0, str(ROOT / "book"))
+    import build_site
+
+    text = 'See [the README](../README.md#troubleshooting).\n\n```mermaid\nflowchart LR\n  P["a<br/>b"] --> Q\n```\n'
+    out = build_site.site_markdown(text)
+    assert "(https://github.com/workqueue-lab/workqueue-lab/blob/main/README.md#troubleshooting)" in out
+    assert '<pre class="mermaid">\nflowchart LR\n  P[&quot;a&lt;br/&gt;b&quot;] --&gt; Q\n</pre>' in out
+    assert build_site.site_markdown("[API](API.md) and [a site](https://example.org/../x)") == \
+        "[API](API.md) and [a site](https://example.org/../x)"

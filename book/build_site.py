@@ -1,8 +1,8 @@
 """Build the course as a static website: every notebook executed against RabbitMQ, then Jupyter Book.
 
-    .venv/bin/python book/build.py                      # what `make site` runs: build/site/html
-    .venv/bin/python book/build.py --time-scale 1 --out /tmp/real   # the same at real time (timings)
-    .venv/bin/python book/build.py --only 01 03         # some notebooks, for a quick look
+    .venv/bin/python book/build_site.py                      # what `make site` runs: build/site/html
+    .venv/bin/python book/build_site.py --time-scale 1 --out /tmp/real   # the same at real time (timings)
+    .venv/bin/python book/build_site.py --only 01 03         # some notebooks, for a quick look
 
 Each notebook is executed from ``notebooks/`` (so ``solutions/`` and the lesson's programs resolve as
 they do in JupyterLab) into a copy under ``<out>/src``; the committed notebooks are only read.  Then
