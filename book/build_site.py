@@ -82,19 +82,32 @@ def _prepare_for_site(nb, key_plot: str | None) -> None:
             tags.append("hide-input")  # the site folds it, as JupyterLab does
 
 
-def execute(path: Path, out: Path, key_plot: str | None, timeout: int) -> Timing:
-    """Run one notebook top to bottom from notebooks/ and write the executed copy to ``out``."""
+def execute(path: Path, out: Path, key_plot: str | None, timeout: int, kernel_log: Path) -> Timing:
+    """Run one notebook top to bottom from notebooks/ and write the executed copy to ``out``.
+
+    The kernel's own stderr (ipykernel's start-up warnings) is appended to ``kernel_log``, not to our output.
+    """
     import nbformat
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(path, as_version=4)
+    out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    with open(kernel_log, "a", encoding="utf-8") as log:
+        try:
+            NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=False,
+                           resources={"metadata": {"path": str(path.parent)}}).execute(stderr=log)
+        except CellExecutionError as exc:
+            nbformat.write(nb, out)  # the copy, as far as it got, for a look at the error
+            cell = next((c.get("id", "?") for c in nb.cells if any(
+                o.get("output_type") == "error" for o in c.get("outputs", []))), "?")
+            sys.stderr.write(re.sub(r"\x1b\[[0-9;]*m", "", str(exc))[-2500:] + "\n")
+            raise SystemExit(f"{path.name} failed in cell {cell} ({exc.ename}); run it in JupyterLab to see why "
+                             f"(its executed copy, with the error, is {out}).") from None
     wall = time.perf_counter() - started
     _prepare_for_site(nb, key_plot)
     frozen_widgets.freeze(nb)
-    out.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, out)
     cells = [(c.get("id", "?"), _seconds(c)) for c in nb.cells if c.cell_type == "code"]
     slowest = max(cells, key=lambda c: c[1], default=("-", 0.0))
@@ -184,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     for e in entries:
         print(f"== executing {e['stem']} (time scale {args.time_scale})", flush=True)
         timings.append(execute(NOTEBOOKS / f"{e['stem']}.ipynb", src / "notebooks" / f"{e['stem']}.ipynb",
-                               e.get("key_plot"), args.timeout))
+                               e.get("key_plot"), args.timeout, out / "kernels.log"))
+        # after each notebook, so a run that stops halfway still leaves what it measured
+        (out / "timings.json").write_text(json.dumps([t.__dict__ for t in timings], indent=1), encoding="utf-8")
     shutil.copy(BOOK / "_config.yml", src / "_config.yml")
     static_files(src)
     (src / "_toc.yml").write_text(toc(entries), encoding="utf-8")
@@ -200,7 +215,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{t.notebook:<24} {t.wall:>7.1f}s {t.in_cells:>8.1f}s  {t.slowest_cell} {t.slowest:.1f} s")
     print(f"SUMMARY site: {len(timings)} notebooks executed in {executed:.0f} s at time scale "
           f"{args.time_scale}, rendered in {total - executed:.0f} s; total {total:.0f} s -> {out / 'html'}")
-    (out / "timings.json").write_text(json.dumps([t.__dict__ for t in timings], indent=1), encoding="utf-8")
     return 0
 
 

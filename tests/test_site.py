@@ -203,3 +203,22 @@ def test_markdown_for_the_site_draws_mermaid_and_sends_repo_links_to_github():
     assert '<pre class="mermaid">\nflowchart LR\n  P[&quot;a&lt;br/&gt;b&quot;] --&gt; Q\n</pre>' in out
     assert build_site.site_markdown("[API](API.md) and [a site](https://example.org/../x)") == \
         "[API](API.md) and [a site](https://example.org/../x)"
+
+
+def test_a_notebook_that_fails_stops_the_build_with_one_sentence(tmp_path, capsys):
+    """A real kernel runs a notebook whose claim is false: the build names the notebook, the cell and the fix."""
+    sys.path.insert(0, str(ROOT / "book"))
+    import build_site
+    import nbformat
+
+    cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("assert x == 2")]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.cells[1].id = "claim"
+    path = tmp_path / "99_broken.ipynb"
+    nbformat.write(nb, path)
+    out = tmp_path / "site" / "99_broken.ipynb"
+    with pytest.raises(SystemExit) as stop:
+        build_site.execute(path, out, None, 60, tmp_path / "kernels.log")
+    assert str(stop.value) == (f"99_broken.ipynb failed in cell claim (AssertionError); run it in JupyterLab to see "
+                               f"why (its executed copy, with the error, is {out}).")
+    assert nbformat.read(out, as_version=4).cells[1].outputs[0].ename == "AssertionError"
