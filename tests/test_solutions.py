@@ -46,3 +46,11 @@ def test_solution_cells_are_folded_and_keep_their_answer_until_asked():
                 if cell.metadata.get("jupyter", {}).get("source_hidden") is not True]
     assert not unfolded, f"solution cells not folded (jupyter.source_hidden): {unfolded}"
 
+
+
+def test_the_instructors_guide_lists_every_solution():
+    """docs/instructors.md's table of exercise answers names each solution file (a new exercise needs a row)."""
+    guide = (NOTEBOOKS_DIR.parent / "docs" / "instructors.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"\| `(\d\d_\w+\.py)` \|", guide))
+    on_disk = {p.name for p in (NOTEBOOKS_DIR / "solutions").glob("*.py")}
+    assert listed == on_disk
