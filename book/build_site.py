@@ -60,8 +60,7 @@ def _seconds(cell: dict) -> float:
     start, end = ex.get("iopub.execute_input"), ex.get("shell.execute_reply")
     if not (start and end):
         return 0.0
-    parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
-    return (parse(end) - parse(start)).total_seconds()
+    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
 def site_markdown(text: str) -> str:

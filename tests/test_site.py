@@ -17,11 +17,16 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import nbformat
 import pytest
 from browser_helpers import CHROMIUM, CHROMIUM_ARGS, chromium_problem
 
 ROOT = Path(__file__).resolve().parents[1]
-COURSE = json.loads((ROOT / "book" / "course.json").read_text(encoding="utf-8"))["notebooks"]
+sys.path.insert(0, str(ROOT / "book"))
+import build_site  # noqa: E402  (book/, next to tests/: the site's builder and its widget freezer)
+import frozen_widgets  # noqa: E402
+
+COURSE = build_site.course()
 PAGES = ["index.html"] + [f"notebooks/{e['stem']}.html" for e in COURSE]
 SHOTS = ROOT / "artifacts" / "site"  # a screenshot of every page, for a person to look at
 BINDER = "https://mybinder.org/v2/gh/workqueue-lab/workqueue-lab/"
@@ -44,10 +49,6 @@ def test_course_map_names_every_notebook_and_a_key_plot_that_exists():
 
 def test_a_widget_panel_becomes_its_settings_readings_and_picture():
     """Plain data: the panel's state as nbclient stores it, frozen for a page without a kernel."""
-    sys.path.insert(0, str(ROOT / "book"))
-    import frozen_widgets
-    import nbformat
-
     state = {
         "box": {"model_name": "VBoxModel", "state": {"children": ["IPY_MODEL_ab", "IPY_MODEL_cd", "IPY_MODEL_ef"],
                                                      "layout": "IPY_MODEL_99"}},
@@ -198,9 +199,6 @@ def test_front_page_maps_every_notebook_to_its_page(browser, served):
 
 def test_markdown_for_the_site_draws_mermaid_and_sends_repo_links_to_github():
     """Plain data: a notebook's link to ../README.md would be a dead link on the site; mermaid needs its tag."""
-    sys.path.insert(0, str(ROOT / "book"))
-    import build_site
-
     text = 'See [the README](../README.md#troubleshooting).\n\n```mermaid\nflowchart LR\n  P["a<br/>b"] --> Q\n```\n'
     out = build_site.site_markdown(text)
     assert "(https://github.com/workqueue-lab/workqueue-lab/blob/main/README.md#troubleshooting)" in out
@@ -211,10 +209,6 @@ def test_markdown_for_the_site_draws_mermaid_and_sends_repo_links_to_github():
 
 def test_a_notebook_that_fails_stops_the_build_with_one_sentence(tmp_path, capsys):
     """A real kernel runs a notebook whose claim is false: the build names the notebook, the cell and the fix."""
-    sys.path.insert(0, str(ROOT / "book"))
-    import build_site
-    import nbformat
-
     cells = [nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("assert x == 2")]
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.cells[1].id = "claim"
