@@ -101,7 +101,7 @@ def execute(path: Path, out: Path, key_plot: str | None, timeout: int, kernel_lo
             nbformat.write(nb, out)  # the copy, as far as it got, for a look at the error
             cell = next((c.get("id", "?") for c in nb.cells if any(
                 o.get("output_type") == "error" for o in c.get("outputs", []))), "?")
-            sys.stderr.write(re.sub(r"\x1b\[[0-9;]*m", "", str(exc))[-2500:] + "\n")
+            sys.stderr.write(re.sub(r"\x1b\[[0-9;]*m", "", f"{exc.ename}: {exc.evalue}") + "\n")  # no traceback wall
             raise SystemExit(f"{path.name} failed in cell {cell} ({exc.ename}); run it in JupyterLab to see why "
                              f"(its executed copy, with the error, is {out}).") from None
     wall = time.perf_counter() - started
@@ -173,10 +173,22 @@ def jupyter_book(src: Path, out: Path) -> None:
         raise SystemExit(f"jupyter-book build failed (exit {done.returncode}); its output is above.")
 
 
+def _time_scale(text: str) -> float:
+    """argparse type: real seconds per dot, a positive number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 10:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time scale; give real seconds per dot, e.g. 0.05 "
+                                         "(fast, as in CI) or 1 (what a learner waits)")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=ROOT / "build" / "site", help="default: build/site")
-    p.add_argument("--time-scale", default=os.environ.get("WORKQUEUE_LAB_TIME_SCALE", "0.05"),
+    p.add_argument("--time-scale", type=_time_scale, default=os.environ.get("WORKQUEUE_LAB_TIME_SCALE", "0.05"),
                    help="real seconds per dot (default 0.05, as in CI; 1 = what a learner waits)")
     p.add_argument("--only", nargs="*", default=None, help="notebook numbers, e.g. 01 03")
     p.add_argument("--timeout", type=int, default=900, help="per cell, seconds")
@@ -184,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ["WORKQUEUE_LAB_TIME_SCALE"] = str(args.time_scale)  # the kernels inherit it
     os.environ.setdefault("WORKQUEUE_LAB_PREFIX", "site.")  # never a learner's own task_queue
-    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    # Pictures inline, whatever the caller's MPLBACKEND (Agg, as benchmarks set it, would leave pages without plots).
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     entries = [e for e in course() if args.only is None or e["stem"][:2] in args.only]
     out = args.out.resolve()
     src = out / "src"

@@ -220,3 +220,11 @@ def test_a_notebook_that_fails_stops_the_build_with_one_sentence(tmp_path, capsy
     assert str(stop.value) == (f"99_broken.ipynb failed in cell claim (AssertionError); run it in JupyterLab to see "
                                f"why (its executed copy, with the error, is {out}).")
     assert nbformat.read(out, as_version=4).cells[1].outputs[0].ename == "AssertionError"
+
+
+def test_a_nonsense_time_scale_is_refused_in_one_line():
+    done = subprocess.run([sys.executable, str(ROOT / "book" / "build_site.py"), "--time-scale", "abc"],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].endswith(
+        "'abc' is not a time scale; give real seconds per dot, e.g. 0.05 (fast, as in CI) or 1 (what a learner waits)")
