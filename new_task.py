@@ -16,8 +16,10 @@ import re
 import sys
 
 import pika
+from pika.exceptions import ChannelClosedByBroker
 
 from workqueue_lab import connect, settings
+from workqueue_lab.errors import queue_refused
 
 
 def json_task(words: list[str]) -> tuple[str, str]:
@@ -45,7 +47,11 @@ def main() -> None:
         queue = declare_queues(channel)
         _, message = json_task(args[1:])
     else:
-        channel.queue_declare(queue=queue, durable=True)  # same declaration as the worker's
+        try:
+            channel.queue_declare(queue=queue, durable=True)  # same declaration as the worker's
+        except ChannelClosedByBroker as refused:  # e.g. task_queue already exists as a quorum queue
+            connection.close()
+            sys.exit(queue_refused(queue, refused))  # prints the sentence, exit status 1
         message = " ".join(args) or "Hello World!"
 
     channel.basic_publish(

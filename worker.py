@@ -12,8 +12,10 @@ import sys
 import time
 
 import pika
+from pika.exceptions import ChannelClosedByBroker
 
 from workqueue_lab import connect, settings
+from workqueue_lab.errors import queue_refused
 
 SECONDS_PER_DOT = settings.time_scale()
 
@@ -32,7 +34,11 @@ def main() -> None:
 
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
-    channel.queue_declare(queue=queue, durable=True)
+    try:
+        channel.queue_declare(queue=queue, durable=True)
+    except ChannelClosedByBroker as refused:  # e.g. task_queue already exists as a quorum queue
+        connection.close()
+        sys.exit(queue_refused(queue, refused))  # prints the sentence, exit status 1
     channel.basic_qos(prefetch_count=1)
     channel.basic_consume(queue=queue, on_message_callback=callback, auto_ack=False)
 

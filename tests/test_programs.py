@@ -105,3 +105,46 @@ def test_cli_worker_consumes_until_interrupted(clean, spawn):
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=10)
     assert "Received 'Task 1.'" in out and "Done" in out and proc.returncode == 0
+
+
+def test_programs_explain_a_quorum_task_queue_in_one_line(clean):
+    """The official tutorial's new_task.py now declares task_queue as a quorum queue; a learner who ran it
+    first gets one sentence from worker.py and new_task.py (cause and fix), not pika's traceback, and the
+    quorum queue and its message stay as they were."""
+    import pika
+
+    queue = os.environ["WORKQUEUE_LAB_PREFIX"] + "task_queue"
+    quorum = {"x-queue-type": "quorum"}
+
+    def still_quorum_with_messages() -> int:
+        with clean.channel() as ch:  # the same arguments again: accepted only if it is still a quorum queue
+            return ch.queue_declare(queue=queue, durable=True, arguments=quorum).method.message_count
+
+    try:
+        with clean.channel() as ch:  # what the official tutorial's new_task.py does
+            ch.queue_declare(queue=queue, durable=True, arguments=quorum)
+            ch.confirm_delivery()
+            ch.basic_publish("", queue, b"Hello World!", pika.BasicProperties(delivery_mode=2))
+        assert still_quorum_with_messages() == 1
+        for program in (["worker.py"], ["new_task.py", "Task 1."]):
+            started = time.monotonic()
+            proc = _py(*program)  # worker.py would otherwise wait for messages forever; _py times out at 60 s
+            assert time.monotonic() - started < 30, program
+            assert proc.returncode == 1, (program, proc.stdout, proc.stderr)
+            assert "Traceback" not in proc.stdout + proc.stderr
+            assert proc.stdout == ""  # no "Waiting for messages", no "Sent"
+            lines = proc.stderr.strip().splitlines()
+            assert len(lines) == 1, proc.stderr
+            assert f"Queue '{queue}' already exists" in lines[0] and "quorum queue" in lines[0]
+            assert "official RabbitMQ tutorial" in lines[0]
+            assert "workqueue-lab broker reset" in lines[0] and f"rabbitmqctl delete_queue {queue}" in lines[0]
+            assert "WORKQUEUE_LAB_PREFIX" in lines[0]
+            assert still_quorum_with_messages() == 1
+        # the fix the sentence names works: reset deletes the quorum queue, then the lesson's programs run
+        reset = _py("-m", "workqueue_lab", "broker", "reset")
+        assert reset.returncode == 0 and queue in reset.stdout, reset.stdout + reset.stderr
+        sent = _py("new_task.py", "Task 1.")
+        assert sent.returncode == 0 and "Sent 'Task 1.'" in sent.stdout, sent.stderr
+    finally:
+        with clean.channel() as ch:
+            ch.queue_delete(queue=queue)
