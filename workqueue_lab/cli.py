@@ -12,15 +12,26 @@ from collections.abc import Sequence
 
 from .engine.topology import TASK_QUEUE
 from .errors import LabError
+from .settings import RABBITMQ_SERIES
 
 
 def _broker_status(args: argparse.Namespace) -> int:
+    import pika.exceptions
+
     from .broker.discovery import find_broker
 
     b = find_broker(args.force)
-    stats = b.queue_stats(_queue(args.queue))
     print(f"RabbitMQ {b.version} ({b.kind}) at {b.masked_url}")
     print(f"management UI: {b.mgmt_ui_link() or 'not available'}")
+    queue = _queue(args.queue)
+    try:
+        stats = b.queue_stats(queue)
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if exc.reply_code != 404:
+            raise LabError(f"RabbitMQ refused to show queue {queue!r} ({exc.reply_text}); "
+                           "check this user's permissions.") from None
+        print(f"queue {queue}: not declared yet (a worker or `workqueue-lab new-task` declares it)")
+        return 0
     print(f"queue {stats.name}: ready={stats.ready} unacked={stats.unacked} consumers={stats.consumers}")
     return 0
 
@@ -115,8 +126,19 @@ def _node_status(args: argparse.Namespace) -> int:
         print("no private node is running")
         return 1
     print(f"node:       {info.nodename}\npid:        {private_node.pid()}\namqp:       {info.url}\n"
-          f"management: {info.mgmt_url}\nbase:       {info.base}")
+          f"management: {info.mgmt_url}\nbase:       {info.base}\nrabbitmq:   {_release(info.series)}")
     return 0
+
+
+def _release(series: str) -> str:
+    """The RabbitMQ a node runs, in words: the installed one, or a built release and what its build took."""
+    if series == "system":
+        return "the installed rabbitmq-server"
+    from .broker.node import chroot
+
+    meta = chroot.built(series) or {}
+    return (f"{meta.get('version', series)} from {chroot.release(series).debian}'s packages, in the chroot "
+            f"{chroot.root_of(series)} (built in {meta.get('seconds', '?')} s, {meta.get('mb', '?')} MB)")
 
 
 def _queue(name: str) -> str:
@@ -255,6 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     nr = nsub.add_parser("restart", help="stop and start again, same ports and data")
     nr.add_argument("--wait", type=float, default=90.0, help="seconds to wait for the node")
     nr.set_defaults(func=_node_restart)
+    for sp in nsub.choices.values():
+        sp.add_argument("--rabbitmq", choices=RABBITMQ_SERIES, default=None,
+                        help="which RabbitMQ: the installed one (system, the default) or 4.0, built once into a "
+                             "chroot from Debian 13's packages (root only); same as WORKQUEUE_LAB_RABBITMQ")
 
     nt = sub.add_parser("new-task", help="send one task (each '.' is a second of work)")
     nt.add_argument("message", nargs="*")
@@ -293,6 +319,12 @@ def _add_classroom(sub) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "rabbitmq", None):
+        import os
+
+        from .settings import ENV_RABBITMQ
+
+        os.environ[ENV_RABBITMQ] = args.rabbitmq  # every node function reads it, as it reads WORKQUEUE_LAB_HOME
     try:
         return args.func(args)
     except LabError as exc:

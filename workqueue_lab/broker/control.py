@@ -114,6 +114,12 @@ class Control:
         """OS pid of the node's Erlang VM, or None if this control cannot tell."""
         return None
 
+    def scratch(self) -> tuple[str, str]:
+        """A directory for files the lab and a program inside the node share: (here, as the node sees it)."""
+        import tempfile
+
+        return tempfile.gettempdir(), tempfile.gettempdir()
+
 
 def _check(action: str) -> None:
     if action not in ACTIONS:
@@ -275,4 +281,13 @@ class PrivateControl(Control):
 
     def node_pid(self) -> int | None:
         return private_node.pid()
+
+    def scratch(self) -> tuple[str, str]:
+        """The node's own tmp/ under its base dir: inside a chroot, /tmp is the chroot's."""
+        if self.node is None or self.node.series == "system":
+            return super().scratch()
+        found = private_node.install_of(self.node.series)
+        tmp = self.node.base / "tmp"
+        tmp.mkdir(exist_ok=True)
+        return str(tmp), found.inside(tmp)
 

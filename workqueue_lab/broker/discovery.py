@@ -4,7 +4,8 @@ Search order (``find_broker``):
 1. an explicit URL in ``WORKQUEUE_LAB_URL``;
 2. a broker already answering on 127.0.0.1:5672;
 3. a Docker engine: RabbitMQ via testcontainers, image ``settings.RABBITMQ_IMAGE``;
-4. ``rabbitmq-server`` installed but not running: a private, non-root node;
+4. ``rabbitmq-server`` installed but not running: a private, non-root node (``WORKQUEUE_LAB_RABBITMQ=4.0``:
+   RabbitMQ 4.0 from a chroot the lab builds, as root);
 5. otherwise one message listing the ways to get a broker.
 
 ``WORKQUEUE_LAB_BROKER=url|local|docker|private`` forces one path.
@@ -61,10 +62,13 @@ def _locate(force: str | None) -> Broker:
         return _from_testcontainers()
     if force == "docker":
         raise BrokerUnavailable("No Docker engine answers; start Docker, or unset WORKQUEUE_LAB_BROKER.")
-    if private_node.server_script() is not None:
+    why_not = private_node.available()
+    if not why_not:
         if private_node.running() is None:  # booting (Binder) or not started: say why we wait
             print("Waiting for the lab's private RabbitMQ node to start (about 5-10 s)...", flush=True)
         return private_broker(private_node.start())
+    if settings.rabbitmq_series() != "system":  # the release asked for cannot be had here: say why
+        raise BrokerUnavailable(why_not)
     raise BrokerUnavailable(f"No RabbitMQ found: nothing on 127.0.0.1:5672, no Docker engine, no rabbitmq-server "
                             f"installed; {HOW_TO_GET_A_BROKER}.")
 

@@ -104,21 +104,24 @@ def queue_watch_program(vhost: str, queue: str, every: float) -> Program:
 
 
 @contextlib.contextmanager
-def in_node(ctl: Ctl, program: Program, what: str, start_timeout: float = 30) -> Iterator[tuple[bool, list[str]]]:
+def in_node(ctl: Ctl, program: Program, what: str, start_timeout: float = 30,
+            scratch: tuple[str, str] | None = None) -> Iterator[tuple[bool, list[str]]]:
     """Run an Erlang program inside the node for the length of the block.
 
     ``program(started_flag, stop_flag)`` returns the code for ``rabbitmqctl eval``: it
     writes ``started_flag`` once it is under way and ends when ``stop_flag`` exists (and
     by itself after a while, should this process die).  Yields (started, output lines); the
-    lines are filled in when the block ends.
+    lines are filled in when the block ends.  ``scratch`` is (directory here, the same directory
+    as the node sees it): they differ for a node in a chroot (``Control.scratch``).
     """
     import tempfile
     import threading
     import time
 
-    base = os.path.join(tempfile.gettempdir(), f"workqueue-lab-{os.getpid()}-{time.time_ns()}")
-    started_flag, stop_flag = base + ".started", base + ".stop"
-    code = program(started_flag, stop_flag)
+    here, there = scratch or (tempfile.gettempdir(), tempfile.gettempdir())
+    name = f"workqueue-lab-{os.getpid()}-{time.time_ns()}"
+    started_flag, stop_flag = os.path.join(here, name + ".started"), os.path.join(here, name + ".stop")
+    code = program(os.path.join(there, name + ".started"), os.path.join(there, name + ".stop"))
     output: list[str] = []
 
     def run() -> None:

@@ -316,7 +316,8 @@ class Run:
             started, lines = False, []
             control = self.broker.control
             if control.can("stats"):
-                started, lines = stack.enter_context(erlang.in_node(control.ctl, program, "queue watch", 20))
+                started, lines = stack.enter_context(erlang.in_node(control.ctl, program, "queue watch", 20,
+                                                                            scratch=control.scratch()))
             poller = None
             if not started:  # no control over the node, or the CLI failed: poll from here
                 poller = threading.Thread(target=poll, name="workqueue-lab queue watch", daemon=True)

@@ -73,9 +73,9 @@ def restartable_broker(broker: Broker | None = None) -> Broker | None:
     if _ours(broker):
         return broker
     where = f"RabbitMQ at {broker.masked_url} ({broker.kind})"
-    if private_node.server_script() is None:
-        not_checked(f"{where} is not the lab's to restart and rabbitmq-server is not installed here for a "
-                    "private node; run this notebook on Binder or install rabbitmq-server.")
+    if why := private_node.available():
+        not_checked(f"{where} is not the lab's to restart, and no private node can be started here ({why}); "
+                    "run this notebook on Binder or install rabbitmq-server.")
         return None
     was_running = private_node.running() is not None
     try:

@@ -213,11 +213,11 @@ def seconds_until_ready(broker: Broker, queue: str, within: float, count: int = 
 
 def queue_counts(broker: Broker, queue: str, wait_for: tuple[int, int] | None = None,
                  within: float = 8.0) -> tuple[int, int | None]:
-    """The queue's (ready, unacked) as RabbitMQ reports them (``broker.queue_stats``).
+    """The queue's (ready, unacked) as RabbitMQ reports them (``broker.queue_stats``, live counts).
 
     With ``wait_for``, keep asking until the broker reports exactly that or ``within`` seconds have
-    passed, then return what it last said: rabbitmqctl answers with live counts, but the management
-    API refreshes its counts only every 5 s, so a state that lasts must be given time to show.
+    passed, then return what it last said: a publish on another connection, or a connection that is
+    closing, takes a moment to reach the queue.
     """
     deadline = time.monotonic() + within
     while True:
@@ -249,8 +249,8 @@ def sampling(broker: Broker) -> Sampling:
     if broker.control.can("stats"):  # what run.watch_queue() asks too: it samples inside the node
         return Sampling("ten times a second, from inside the RabbitMQ node (live counts)", 0.1, 1.0)
     if broker.mgmt_url:
-        return Sampling("every half second, from the management API, whose counts are refreshed only every "
-                        "5 s (a state shorter than that may never show)", 0.5, 8.0)
+        return Sampling("every half second, from the management API (the queue's own counts, asked at each "
+                        "sample)", 0.5, 1.5)
     return Sampling("every half second, with a passive queue declare (ready only: this broker reports no "
                     "unacked count)", 0.5, 1.0)
 
@@ -340,11 +340,20 @@ def consumer_prefetch(broker: Broker, queue: str) -> list[int] | None:
         counts = [int(f[1]) for f in (line.split() for line in proc.stdout.splitlines())
                   if len(f) == 2 and f[0] == queue and f[1].isdigit()]
         return sorted(counts)
+    # The management API lists consumers from its statistics database, which the broker refreshes every 5 s:
+    # wait until it lists as many as the queue has now (AMQP's consumer count is live), for up to 12 s.
     quote = functools.partial(urllib.parse.quote, safe="")
-    data = broker.management_api(f"queues/{quote(broker.vhost)}/{quote(queue)}")
-    if isinstance(data, dict) and "consumer_details" in data:
-        return sorted(int(c.get("prefetch_count", 0)) for c in data["consumer_details"])
-    return None
+    with broker.channel() as ch:
+        consumers = ch.queue_declare(queue=queue, passive=True).method.consumer_count
+    deadline = time.monotonic() + 12.0
+    while True:
+        data = broker.management_api(f"queues/{quote(broker.vhost)}/{quote(queue)}")
+        if not isinstance(data, dict) or "consumer_details" not in data:
+            return None
+        details = data["consumer_details"]
+        if len(details) == consumers or time.monotonic() > deadline:
+            return sorted(int(c.get("prefetch_count", 0)) for c in details)
+        time.sleep(0.25)
 
 
 # --- notebook 01's terminal exercise, done for the learner with real processes ---------------------------

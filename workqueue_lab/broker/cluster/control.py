@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ... import settings
 from ...errors import BrokerUnavailable, LabError
+from ..node import install as installs
 from ..node import users
 from ..node.files import DEFAULT_MEMORY_MB, NodeLock, boot_log, check_reachable, node_env, script_or_fail
 from ..node.files import read_state as read_node_state
@@ -62,19 +64,23 @@ class Cluster:
     # --- starting ---------------------------------------------------------------------------
     @classmethod
     def start(cls, n: int = 3, wait: float = 180.0, base: Path | str | None = None,
-              memory_mb: int = DEFAULT_MEMORY_MB, management: bool = False, run_as: str | None = None) -> Cluster:
+              memory_mb: int = DEFAULT_MEMORY_MB, management: bool = False, run_as: str | None = None,
+              series: str | None = None) -> Cluster:
         """Start an n-node cluster (or reuse the one running at ``base``); wait=0 returns right after launching.
 
         ``base`` defaults to ``cluster/`` beside the single private node's directory.  A cluster of another
         size at the same base is stopped and its data deleted first: the cluster is the lab's scratch space.
         ``memory_mb`` (per node) and ``management`` (the plugin, off: it slows restarts) apply when a member
-        boots, not to one already running.
+        boots, not to one already running.  ``series``: which RabbitMQ (default ``settings.rabbitmq_series()``).
         """
         if n < 1:
             raise LabError(f"n={n} nodes cannot form a cluster; use n=3 (the default) or more.")
-        script = script_or_fail()
-        t = users.target(run_as, create_missing=True)
+        series = series or settings.rabbitmq_series()
+        if series != "system":
+            installs.for_series(series, build=True)  # built once, or refused in one sentence
+        t = users.target(run_as, create_missing=True, series=series)
         assert t is not None
+        script = t.install.script if t.install.chrooted else script_or_fail()
         root = Path(base) if base is not None else t.base.parent / "cluster"
         ct = layout.member_target(t, root)
         with NodeLock(ct):
@@ -84,7 +90,7 @@ class Cluster:
             if saved and int(saved.get("n", 0)) != n:
                 cls._discard(root, saved)
                 saved = None
-            members = layout.plan(root, n, saved)
+            members = layout.plan(root, n, saved, t.install.series)
             cluster = cls(root, members, t, layout.state_of(members, t, memory_mb, management, script))
             down = [m for m in members if not cluster._up(m) and not m.pids]
             for m in down:
@@ -117,7 +123,7 @@ class Cluster:
         pgid = launch(self._script, m.info, mt)
         write_node_state(m.base, {"nodename": m.name, "amqp_port": m.amqp_port, "mgmt_port": m.info.mgmt_port,
                                   "dist_port": m.info.dist_port, "user": self._t.user, "pgid": pgid,
-                                  "started_at": time.time()}, mt)
+                                  "rabbitmq": mt.install.series, "started_at": time.time()}, mt)
 
     def _up(self, m: Member, timeout: float = 0.5) -> bool:
         return amqp_answers(m.info.amqp_port, m.info.nodename, timeout=timeout, expect=layout.cluster_name(self.base))
@@ -194,6 +200,7 @@ class Cluster:
             time.sleep(0.2)
         for m in members:
             kill_leftovers(m.base, (read_node_state(m.base) or {}).get("pgid"))
+        self._t.install.release()  # a chroot's /proc mount and epmd, once none of its nodes is left
         return ended
 
     # --- the whole cluster ------------------------------------------------------------------------
@@ -233,14 +240,24 @@ class Cluster:
     def ctl(self, node: int | str | Member | None, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
         """``rabbitmqctl -n NODE ARGS`` as the members' user; node None means any member that answers."""
         m = self._member(node) if node is not None else self._any_running()
-        cmd = [str(self._script.parent / "rabbitmqctl"), "-n", m.name, *args]
         mt = layout.member_target(self._t, m.base)
+        cmd = mt.install.ctl_command("-n", m.name, *args)
         try:
             return subprocess.run(cmd, env=node_env(m.info, mt), cwd=m.base, capture_output=True, text=True,
                                   timeout=timeout, stdin=subprocess.DEVNULL, **users.drop_kwargs(mt))
         except subprocess.TimeoutExpired:
             raise LabError(f"`rabbitmqctl {' '.join(args)}` on {m.name} did not finish within {timeout:.0f} s; "
                            "check that the node runs (cluster.running()).") from None
+
+    def scratch(self) -> tuple[str, str]:
+        """A directory the lab and programs inside the members share: (here, as the members see it)."""
+        if not self._t.install.chrooted:
+            import tempfile
+
+            return tempfile.gettempdir(), tempfile.gettempdir()
+        tmp = self.base / "tmp"  # a chroot sees its own /tmp: use a directory of the cluster's, seen from both
+        tmp.mkdir(exist_ok=True)
+        return str(tmp), self._t.install.inside(tmp)
 
     def _any_running(self) -> Member:
         for m in self.nodes:

@@ -29,6 +29,8 @@ class Members(Protocol):
 
     def kill(self) -> None: ...
 
+    def scratch(self) -> tuple[str, str]: ...
+
 
 class ClusterControl(Control):
     """What the lab may do with its private cluster: all of it but node settings, which are per node."""
@@ -63,6 +65,9 @@ class ClusterControl(Control):
     def ctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
         self.require("ctl")
         return self.cluster.ctl(None, *args, timeout=timeout)
+
+    def scratch(self) -> tuple[str, str]:
+        return self.cluster.scratch()
 
 
 class ClusterBroker(Broker):

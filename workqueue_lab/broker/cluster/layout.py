@@ -74,7 +74,7 @@ def cluster_name(base: Path) -> str:
 
 
 def member_target(t: Target, base: Path) -> Target:
-    return Target(t.user, t.uid, t.gid, base, t.drop)
+    return t.at(base)
 
 
 def state_path(base: Path) -> Path:
@@ -96,7 +96,7 @@ def write_cluster_state(base: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
-def plan(base: Path, n: int, saved: dict | None) -> list[Member]:
+def plan(base: Path, n: int, saved: dict | None, series: str = "system") -> list[Member]:
     """Names and ports for n members: the saved ones where still free (a node keeps its name across boots)."""
     suffix = tag(base)
     members: list[Member] = []
@@ -109,7 +109,7 @@ def plan(base: Path, n: int, saved: dict | None) -> list[Member]:
         if not ports or any(p in taken for p in ports):
             ports = pick_ports(exclude=taken, start=PORTS_FROM)
         taken.extend(ports)
-        members.append(Member(i, NodeInfo(name, ports[0], ports[1], ports[2], base / f"c{i + 1}")))
+        members.append(Member(i, NodeInfo(name, ports[0], ports[1], ports[2], base / f"c{i + 1}", series)))
     return members
 
 
@@ -129,6 +129,7 @@ def state_of(members: list[Member], t: Target, memory_mb: int, management: bool,
         "memory_mb": memory_mb,
         "management": management,
         "script": str(script),
+        "rabbitmq": t.install.series,
         "members": [
             {"name": m.name, "amqp_port": m.amqp_port, "mgmt_port": m.info.mgmt_port, "dist_port": m.info.dist_port}
             for m in members

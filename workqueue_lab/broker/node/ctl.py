@@ -6,7 +6,6 @@ The app-env programs themselves live in ``broker.erlang`` (one copy for every no
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
 from ...errors import LabError
 from .. import erlang
@@ -22,8 +21,9 @@ def ctl(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
         raise LabError(NO_NODE)
     info, state = cur
     t = target_from_state(state, info.base)
-    script = Path(state.get("script") or script_or_fail())
-    cmd = [str(script.parent / "rabbitmqctl"), "-n", info.nodename, *args]
+    if not t.install.chrooted:
+        script_or_fail()  # one sentence if RabbitMQ was uninstalled under the node
+    cmd = t.install.ctl_command("-n", info.nodename, *args)
     try:
         return subprocess.run(
             cmd,

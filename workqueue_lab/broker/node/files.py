@@ -8,13 +8,11 @@ from pathlib import Path
 
 from ... import settings
 from ...errors import BrokerUnavailable, LabError
+from .install import DEBIAN_SCRIPT, server_script  # noqa: F401 -- where callers have always found them
 from .ports import LOOPBACK
 from .users import Target, drop_kwargs, target
 
 DEFAULT_MEMORY_MB = 256
-
-
-DEBIAN_SCRIPT = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 
 
 LOOPBACK_DIST = "-kernel inet_dist_use_interface {127,0,0,1}"
@@ -28,7 +26,8 @@ class NodeInfo:
     amqp_port: int
     mgmt_port: int
     dist_port: int
-    base: Path
+    base: Path  # on the host (inside the chroot's directory for a release the lab built)
+    series: str = "system"  # which RabbitMQ it runs (settings.RABBITMQ_SERIES)
 
     @property
     def url(self) -> str:
@@ -54,22 +53,6 @@ def boot_log(base: Path) -> Path:
 
 def pid_file(base: Path) -> Path:
     return base / "node.pid"
-
-
-def server_script() -> Path | None:
-    """The real ``rabbitmq-server`` script (not Debian's root-only wrapper), or None."""
-    import shutil
-
-    if DEBIAN_SCRIPT.exists():
-        return DEBIAN_SCRIPT
-    found = shutil.which("rabbitmq-server")
-    if not found:
-        return None
-    real = Path(found).resolve()
-    if (real.parent / "rabbitmq-env").exists():  # generic-unix tarball, Homebrew
-        return real
-    lib = real.parent.parent / "lib" / "rabbitmq" / "bin" / "rabbitmq-server"
-    return lib if lib.exists() else None
 
 
 def script_or_fail() -> Path:
@@ -105,7 +88,7 @@ def write_state(base: Path, state: dict, t: Target) -> None:
 
 def info_from_state(state: dict, base: Path) -> NodeInfo:
     ports = (int(state["amqp_port"]), int(state["mgmt_port"]), int(state["dist_port"]))
-    return NodeInfo(state["nodename"], *ports, base)
+    return NodeInfo(state["nodename"], *ports, base, state.get("rabbitmq", "system"))
 
 
 def config_text(info: NodeInfo, memory_mb: int, management: bool = True) -> str:
@@ -136,26 +119,28 @@ def node_env(info: NodeInfo, t: Target) -> dict[str, str]:
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
     env.setdefault("LANG", "C.UTF-8")
     base = info.base
+    path = t.install.inside  # the node sees its files from inside its install (a chroot's own root)
     env.update(
-        HOME=str(base),  # the Erlang cookie lives here; server and CLI must agree
+        HOME=path(base),  # the Erlang cookie lives here; server and CLI must agree
         USER=t.user,
         LOGNAME=t.user,
         RABBITMQ_NODENAME=info.nodename,
         RABBITMQ_DIST_PORT=str(info.dist_port),
-        RABBITMQ_MNESIA_BASE=str(base / "mnesia"),
-        RABBITMQ_LOG_BASE=str(base / "log"),
-        RABBITMQ_CONFIG_FILE=str(base / "rabbitmq.conf"),
-        RABBITMQ_CONFIG_FILES=str(base / "conf.d"),
-        RABBITMQ_ADVANCED_CONFIG_FILE=str(base / "advanced.config"),
-        RABBITMQ_ENABLED_PLUGINS_FILE=str(base / "enabled_plugins"),
-        RABBITMQ_CONF_ENV_FILE=str(base / "rabbitmq-env.conf"),
-        RABBITMQ_PID_FILE=str(pid_file(base)),
+        RABBITMQ_MNESIA_BASE=path(base / "mnesia"),
+        RABBITMQ_LOG_BASE=path(base / "log"),
+        RABBITMQ_CONFIG_FILE=path(base / "rabbitmq.conf"),
+        RABBITMQ_CONFIG_FILES=path(base / "conf.d"),
+        RABBITMQ_ADVANCED_CONFIG_FILE=path(base / "advanced.config"),
+        RABBITMQ_ENABLED_PLUGINS_FILE=path(base / "enabled_plugins"),
+        RABBITMQ_CONF_ENV_FILE=path(base / "rabbitmq-env.conf"),
+        RABBITMQ_PID_FILE=path(pid_file(base)),
         # Erlang distribution on loopback only: epmd (if this node starts it)
         # and the node's own dist listener, and the CLI's.
         ERL_EPMD_ADDRESS=LOOPBACK,
         RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=LOOPBACK_DIST,
         RABBITMQ_CTL_ERL_ARGS=LOOPBACK_DIST,
     )
+    env.update(t.install.env())  # a chroot's own epmd port and PATH
     return env
 
 

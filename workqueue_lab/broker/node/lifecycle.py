@@ -7,8 +7,10 @@ import os
 import time
 from pathlib import Path
 
+from ... import settings
 from ...errors import BrokerUnavailable, LabError
 from ..address import port_open
+from . import install as installs
 from . import users
 from .ctl import ctl
 from .files import (
@@ -71,8 +73,11 @@ def wait_until_ready(timeout: float = 90.0, info: NodeInfo | None = None) -> Nod
         if amqp and port_open(LOOPBACK, info.mgmt_port):
             return info
         if not amqp and not alive(info.base, state.get("pgid")):
-            # Check once more: the VM may have answered between the two probes.
-            if not amqp_answers(info.amqp_port, info.nodename, timeout=0.5):
+            # Check once more: the VM may have answered between the two probes, or been between two of its
+            # launch steps (a chroot's shell starts in "/" and only then enters the node's directory).
+            time.sleep(0.3)
+            if not alive(info.base, state.get("pgid")) and not amqp_answers(info.amqp_port, info.nodename,
+                                                                              timeout=0.5):
                 raise BrokerUnavailable(
                     f"The private RabbitMQ node {info.nodename} exited while booting; "
                     f"read {boot_log(info.base)} and {info.base / 'log'} for the reason."
@@ -85,15 +90,21 @@ def wait_until_ready(timeout: float = 90.0, info: NodeInfo | None = None) -> Nod
         time.sleep(0.2)
 
 
-def start(wait: float = 90.0, memory_mb: int = DEFAULT_MEMORY_MB, run_as: str | None = None) -> NodeInfo:
+def start(wait: float = 90.0, memory_mb: int = DEFAULT_MEMORY_MB, run_as: str | None = None,
+          series: str | None = None) -> NodeInfo:
     """Start the private node, or reuse it if it already runs; wait=0 returns right after launching.
 
     memory_mb (the absolute memory high watermark) applies when the node boots, not to a reused one.
     run_as only matters when called as root: the user the node runs as (default ``wqlab``).
+    series: which RabbitMQ (default ``settings.rabbitmq_series()``); a release the lab builds ("4.0") is
+    built first if needed, or refused in one sentence where it cannot be.
     """
     if memory_mb < 64:
         raise LabError(f"memory_mb={memory_mb} is too small for RabbitMQ; use at least 64 (default 256).")
-    t = target(run_as, create_missing=True)
+    series = series or settings.rabbitmq_series()
+    if series != "system":
+        installs.for_series(series, build=True)
+    t = target(run_as, create_missing=True, series=series)
     assert t is not None
     if run_as:
         users.remember_run_as(run_as)
@@ -103,7 +114,7 @@ def start(wait: float = 90.0, memory_mb: int = DEFAULT_MEMORY_MB, run_as: str | 
 def start_as(t: Target, wait: float, memory_mb: int, keep_ports: bool, retry: bool = True) -> NodeInfo:
     """Boot (or reuse) the node of ``t``.  A first boot whose ports were taken between picking and binding
     (another node started at the same moment) picks new ports once and boots again."""
-    script = script_or_fail()
+    script = t.install.script if t.install.chrooted else script_or_fail()
     with NodeLock(t):
         state = read_state(t.base) or {}
         if state:
@@ -128,7 +139,7 @@ def start_as(t: Target, wait: float, memory_mb: int, keep_ports: bool, retry: bo
             )
         else:
             ports = pick_ports()
-        info = NodeInfo(nodename, *ports, t.base)
+        info = NodeInfo(nodename, *ports, t.base, t.install.series)
         prepare_files(info, t, memory_mb)
         pgid = launch(script, info, t)
         state = {
@@ -140,6 +151,7 @@ def start_as(t: Target, wait: float, memory_mb: int, keep_ports: bool, retry: bo
             "pgid": pgid,
             "memory_mb": memory_mb,
             "script": str(script),
+            "rabbitmq": t.install.series,
             "started_at": time.time(),
         }
         write_state(t.base, state, t)
@@ -179,11 +191,14 @@ def launch(script: Path, info: NodeInfo, t: Target) -> int:
             os.chown(log_path, t.uid, t.gid)
         log.write(f"\n{BOOT_MARK} {time.strftime('%Y-%m-%d %H:%M:%S')} starting {info.nodename} =====\n".encode())
         log.flush()
-        # `sh -c '"$0" &'` forks the server and exits at once, so the server is
+        # `sh -c '... "$0" &'` forks the server and exits at once, so the server is
         # nobody's zombie-to-be and no Popen object lingers in the kernel; it
-        # stays in the new session's process group (pgid == sh's pid).
+        # stays in the new session's process group (pgid == sh's pid).  The `cd` is
+        # for a chroot, which starts in its own "/": the node's processes are found by
+        # their working directory (procs.node_pids).
+        t.install.prepare()
         proc = subprocess.Popen(
-            ["/bin/sh", "-c", '"$0" &', str(script)],
+            t.install.command(["/bin/sh", "-c", 'cd "$1" && "$0" &', str(script), t.install.inside(info.base)]),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -223,6 +238,7 @@ def stop(wait: float = 30.0) -> bool:
     while time.monotonic() < deadline and alive(info.base, pgid):
         time.sleep(0.2)
     kill_leftovers(info.base, pgid)
+    target_from_state(state, info.base).install.release()
     return True
 
 
@@ -243,6 +259,7 @@ def kill(wait: float = 10.0) -> bool:
     while time.monotonic() < deadline and beam in node_pids(info.base, state.get("pgid")):
         time.sleep(0.05)
     kill_leftovers(info.base, state.get("pgid"))
+    target_from_state(state, info.base).install.release()
     return True
 
 

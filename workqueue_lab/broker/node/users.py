@@ -7,6 +7,8 @@ from pathlib import Path
 
 from ... import settings
 from ...errors import LabError
+from . import install as installs
+from .install import Install
 
 DEFAULT_USER = "wqlab"  # the unprivileged account the node runs as when we are root
 
@@ -15,12 +17,18 @@ _last_run_as: str | None = None
 
 
 class Target:
-    """Who runs the node (user, uid, gid), where its files live, and whether we must drop root for it."""
+    """Who runs the node (user, uid, gid), where its files live (host path), whether we must drop root for it,
+    and which RabbitMQ it runs (``install``)."""
 
-    __slots__ = ("user", "uid", "gid", "base", "drop")
+    __slots__ = ("user", "uid", "gid", "base", "drop", "install")
 
-    def __init__(self, user: str, uid: int, gid: int, base: Path, drop: bool) -> None:
+    def __init__(self, user: str, uid: int, gid: int, base: Path, drop: bool, install: Install | None = None) -> None:
         self.user, self.uid, self.gid, self.base, self.drop = user, uid, gid, base, drop
+        self.install = install or installs.installed()
+
+    def at(self, base: Path) -> Target:
+        """The same user and RabbitMQ, with files at ``base`` (a cluster member's)."""
+        return Target(self.user, self.uid, self.gid, base, self.drop, self.install)
 
 
 def remember_run_as(user: str) -> None:
@@ -29,10 +37,14 @@ def remember_run_as(user: str) -> None:
     _last_run_as = user
 
 
-def target(run_as: str | None = None, create_missing: bool = False) -> Target | None:
-    """Who runs the node and where its files live; None if that user does not exist (and is not created)."""
+def target(run_as: str | None = None, create_missing: bool = False, series: str | None = None) -> Target | None:
+    """Who runs the node and where its files live; None if that user does not exist (and is not created), or
+    the RabbitMQ ``series`` (default: ``settings.rabbitmq_series()``) is not built."""
     import pwd
 
+    series = series or settings.rabbitmq_series()
+    if series != "system":
+        return _chroot_target(series, run_as)
     euid = os.geteuid()
     if euid != 0:
         me = pwd.getpwuid(euid)
@@ -60,6 +72,17 @@ def target(run_as: str | None = None, create_missing: bool = False) -> Target | 
     return Target(user, pw.pw_uid, pw.pw_gid, base, pw.pw_uid != 0)
 
 
+def _chroot_target(series: str, run_as: str | None) -> Target | None:
+    """A release built into a chroot runs as root inside it, its files under settings.home() as seen from there."""
+    if os.geteuid() != 0 or run_as not in (None, "root"):
+        raise LabError(f"RabbitMQ {series} runs as root in a chroot the lab builds; run the lab as root, or unset "
+                       f"{settings.ENV_RABBITMQ} to use the installed rabbitmq-server.")
+    found = installs.for_series(series)
+    if found is None:
+        return None
+    return Target("root", 0, 0, found.host(settings.home().resolve() / "node"), False, found)
+
+
 def create_user(user: str) -> None:
     import subprocess
 
@@ -81,18 +104,28 @@ def drop_kwargs(t: Target) -> dict:
 def target_from_state(state: dict, base: Path) -> Target:
     import pwd
 
+    series = state.get("rabbitmq", "system")
+    if series != "system":
+        found = installs.for_series(series)
+        if found is None:
+            raise LabError(f"RabbitMQ {series}, which the node at {base} runs, is no longer built; delete {base} "
+                           "and start again.")
+        return Target("root", 0, 0, base, False, found)
     user = state["user"]
     try:
         pw = pwd.getpwnam(user)
     except KeyError:
         raise LabError(f"The private node's user {user!r} no longer exists; delete {base} and start again.") from None
-    return Target(user, pw.pw_uid, pw.pw_gid, base, os.geteuid() == 0 and pw.pw_uid != 0)
+    script = state.get("script")
+    found = installs.system(Path(script)) if script else installs.installed()
+    return Target(user, pw.pw_uid, pw.pw_gid, base, os.geteuid() == 0 and pw.pw_uid != 0, found)
 
 
 def default_nodename(t: Target) -> str:
     import re
 
-    name = "wqlab-" + re.sub(r"[^A-Za-z0-9_-]", "_", t.user)
+    series = "" if t.install.series == "system" else "rmq" + t.install.series.replace(".", "") + "-"
+    name = "wqlab-" + series + re.sub(r"[^A-Za-z0-9_-]", "_", t.user)
     if os.environ.get(settings.ENV_HOME):
         # A non-default home (tests, second checkout) must not collide with the
         # learner's own node in epmd, which knows nodes by name only.

@@ -1,0 +1,134 @@
+"""versions: the table of version-dependent behaviour, read by parse/applies/status (no broker needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from workqueue_lab import versions as v
+
+# The versions the table is checked on: CI's two, each series boundary the course cares about, and beyond.
+VERSIONS = ("3.9.29", "3.10.8", "3.11.14", "3.11.15", "3.12.0", "3.13.0", "3.13.2", "3.13.3", "4.0.0", "4.0.5",
+            "4.1.0", "4.2.0", "4.3.0", "4.3.1", "4.3.2", "4.3.6", "4.3.7", "4.4.0")
+
+# key -> the versions above on which it holds (everything else: it does not).
+EXPECTED = {
+    "nack_requeue_counts_delivery": {"3.9.29", "3.10.8", "3.11.14", "3.11.15", "3.12.0", "3.13.0", "3.13.2",
+                                     "3.13.3", "4.0.0", "4.0.5", "4.1.0", "4.2.0"},
+    "classic_consumer_timeout": {"3.9.29", "3.10.8", "3.11.14", "3.11.15", "3.12.0", "3.13.0", "3.13.2", "3.13.3",
+                                 "4.0.0", "4.0.5", "4.1.0", "4.2.0"},
+    "quorum_refuses_global_qos": {"3.10.8", "3.11.14", "3.11.15", "3.12.0", "3.13.0", "3.13.2", "3.13.3", "4.0.0",
+                                  "4.0.5", "4.1.0", "4.2.0"},
+    "x_death_counts_client_republish": {"3.10.8", "3.11.14", "3.11.15", "3.12.0", "3.13.3"},
+    "at_least_once_dead_lettering": set(VERSIONS) - {"3.9.29"},
+    "quorum_requeue_to_back": {"3.10.8", "3.11.14", "3.11.15", "3.12.0", "3.13.0", "3.13.2", "3.13.3"},
+    "per_queue_consumer_timeout": set(VERSIONS) - {"3.9.29", "3.10.8", "3.11.14"},
+    "x_delivery_count_omitted_on_first_delivery": set(VERSIONS) - {"3.9.29", "3.10.8", "3.11.14", "3.11.15"},
+    "classic_mirroring_removed": {"4.0.0", "4.0.5", "4.1.0", "4.2.0", "4.3.0", "4.3.1", "4.3.2", "4.3.6", "4.3.7",
+                                  "4.4.0"},
+    "quorum_default_delivery_limit": {"4.0.0", "4.0.5", "4.1.0", "4.2.0", "4.3.0", "4.3.1", "4.3.2", "4.3.6",
+                                      "4.3.7", "4.4.0"},
+    "khepri_default": {"4.2.0", "4.3.0", "4.3.1", "4.3.2", "4.3.6", "4.3.7", "4.4.0"},
+    "khepri_only": {"4.3.0", "4.3.1", "4.3.2", "4.3.6", "4.3.7", "4.4.0"},
+    "quorum_consumer_timeout_cancels": {"4.3.0", "4.3.1", "4.3.2", "4.3.6", "4.3.7", "4.4.0"},
+    "quorum_per_consumer_timeout": {"4.3.0", "4.3.1", "4.3.2", "4.3.6", "4.3.7", "4.4.0"},
+    "x_acquired_count": {"4.3.0", "4.3.1", "4.3.2", "4.3.6", "4.3.7", "4.4.0"},
+    "quorum_delayed_retry": {"4.3.0", "4.3.1", "4.3.2", "4.3.6", "4.3.7", "4.4.0"},
+    "transient_nonexcl_queues_refused": {"4.3.0", "4.3.1", "4.3.2", "4.3.6", "4.3.7", "4.4.0"},
+    "global_qos_ignored": {"4.3.0", "4.3.1", "4.3.2", "4.3.6", "4.3.7", "4.4.0"},
+    "classic_x_consumer_timeout_rejected": {"4.3.2", "4.3.6", "4.3.7", "4.4.0"},
+    "consumer_timeout_response": {"4.3.7", "4.4.0"},
+}
+
+
+def test_every_key_is_checked_and_no_other():
+    assert set(EXPECTED) == set(v.KEYS)
+
+
+@pytest.mark.parametrize("key", sorted(EXPECTED))
+def test_each_key_holds_exactly_on_its_versions(key):
+    holds = {version for version in VERSIONS if v.applies(key, version)}
+    assert holds == EXPECTED[key]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("4.0.5", (4, 0, 5)),
+    ("3.10.8", (3, 10, 8)),
+    ("3.13", (3, 13, 0)),
+    ("4.1.0-rc.1", (4, 1, 0)),
+    ("4.0.0+2", (4, 0, 0)),          # what 4.0.1's generic binary build reports
+    ("v4.3.2", (4, 3, 2)),
+    (" 4.2.0 ", (4, 2, 0)),
+    ("4.4.0-alpha.3", (4, 4, 0)),
+])
+def test_parse_reads_release_strings(text, expected):
+    assert v.parse(text) == expected
+
+
+def test_parse_takes_tuples_like_broker_version_tuple():
+    assert v.parse((4, 0, 5)) == (4, 0, 5)
+    assert v.parse((3, 13)) == (3, 13, 0)
+    assert v.parse([4, 3, 7]) == (4, 3, 7)
+
+
+@pytest.mark.parametrize("bad", ["", "4", "four.zero", "4.x.1", "4.0.5.1", "3.13.x"])
+def test_parse_refuses_what_is_not_a_version(bad):
+    with pytest.raises(ValueError, match="not a RabbitMQ version"):
+        v.parse(bad)
+
+
+@pytest.mark.parametrize("bad", [(4,), (4, 0, 5, 1), (4, -1, 0), (4, "0", 5), (True, 0, 0)])
+def test_parse_refuses_bad_tuples(bad):
+    with pytest.raises(ValueError, match="not a RabbitMQ version"):
+        v.parse(bad)
+
+
+def test_applies_takes_a_tuple_as_well_as_a_string():
+    assert v.applies("quorum_default_delivery_limit", (4, 0, 5)) is True
+    assert v.applies("quorum_default_delivery_limit", (3, 13)) is False
+    assert v.applies("x_death_counts_client_republish", "3.13") is False       # 3.13 alone means 3.13.0
+
+
+def test_an_unknown_key_names_the_known_ones():
+    with pytest.raises(ValueError) as raised:
+        v.applies("global_qos_refused", "4.3.0")
+    message = str(raised.value)
+    assert "global_qos_refused" in message and "global_qos_ignored" in message
+    assert "quorum_default_delivery_limit" in message
+
+
+@pytest.mark.parametrize(("version", "expected"), [
+    ("3.10.8", "tested"), ("3.10.0", "tested"), ("4.0.5", "tested"), ("4.0.0", "tested"),
+    ("3.11.28", "predicted"), ("3.12.0", "predicted"), ("3.13.2", "predicted"), ("3.13.3", "predicted"),
+    ("4.1.0", "predicted"), ("4.2.0", "predicted"), ("4.3.0", "predicted"), ("4.3.2", "predicted"),
+    ("4.3.7", "predicted"),
+    ("4.4.0", "unknown"), ("5.0.0", "unknown"), ("3.9.29", "unknown"), ("3.8.17", "unknown"),
+])
+def test_status(version, expected):
+    assert v.status(version) == expected
+
+
+def test_status_takes_a_tuple():
+    assert v.status((4, 0, 5)) == "tested"
+    assert v.status((4, 4)) == "unknown"
+
+
+def test_the_rows_are_ordered_by_version_and_well_formed():
+    sinces = [change.since for change in v.CHANGES]
+    assert sinces == sorted(sinces)
+    for change in v.CHANGES:
+        assert change.until is None or change.since < change.until, change
+        assert change.source.startswith("https://"), change
+        assert change.text.endswith("."), change
+    assert v.KNOWN_UP_TO == (4, 3) and v.TESTED == ("3.10", "4.0")
+
+
+def test_the_two_x_death_ranges_do_not_overlap():
+    first, second = v.changes("x_death_counts_client_republish")
+    assert first.until is not None and first.until < second.since
+
+
+def test_the_ci_versions_see_opposite_sides_of_the_4_0_changes():
+    """CI's 3.10.8 and 4.0.5 disagree on every 4.0 change, which is why both run."""
+    for key in ("quorum_default_delivery_limit", "classic_mirroring_removed", "quorum_requeue_to_back",
+                "x_death_counts_client_republish"):
+        assert v.applies(key, "3.10.8") != v.applies(key, "4.0.5"), key
