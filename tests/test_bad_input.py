@@ -114,6 +114,25 @@ def unknown_broker_path(ctx: Ctx) -> str:
     return lab_error(lab.connect)
 
 
+def unknown_rabbitmq_series(ctx: Ctx) -> str:
+    ctx.monkeypatch.setenv(settings.ENV_BROKER, "private")
+    ctx.monkeypatch.setenv(settings.ENV_RABBITMQ, "5.0")
+    ctx.monkeypatch.setattr(broker_mod, "_current", None)
+    return lab_error(lab.connect)
+
+
+def rabbitmq_40_not_root(ctx: Ctx) -> str:
+    """RabbitMQ 4.0 runs as root in a chroot: a plain user asking for it is told so (here: root, seen as uid 1000)."""
+    ctx.monkeypatch.setenv(settings.ENV_BROKER, "private")
+    ctx.monkeypatch.setenv(settings.ENV_RABBITMQ, "4.0")
+    ctx.monkeypatch.setenv(settings.ENV_HOME, "/tmp/wqlab-never-used")  # never the learner's node
+    ctx.monkeypatch.setattr(broker_mod, "_current", None)
+    ctx.monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    text = lab_error(lab.connect)
+    assert not Path("/tmp/wqlab-never-used").exists()  # refused before anything was made
+    return text
+
+
 def restart_a_shared_broker(ctx: Ctx) -> str:
     ctx.use_url("amqp://guest:guest@127.0.0.1:5672/%2F")  # the system broker, given as a URL: not the lab's
     return lab_error(lambda: lab.connect().restart())
@@ -246,6 +265,8 @@ CASES: dict[str, tuple[str, Callable[[Ctx], str]]] = {
     "missing-vhost": ("The virtual host does not exist", missing_vhost),
     "not-amqp-url": ("`WORKQUEUE_LAB_URL` is not an amqp:// URL", not_an_amqp_url),
     "unknown-broker-path": ("`WORKQUEUE_LAB_BROKER` is not url/local/docker/private", unknown_broker_path),
+    "rabbitmq-series": ("`WORKQUEUE_LAB_RABBITMQ=5.0` (the lab runs system or 4.0)", unknown_rabbitmq_series),
+    "rabbitmq-40-not-root": ("`WORKQUEUE_LAB_RABBITMQ=4.0` as a user that is not root", rabbitmq_40_not_root),
     "restart-shared": ("`broker.restart()` on a broker given by URL (the lab may not restart it)",
                        restart_a_shared_broker),
     "broker-stopped": ("The broker stops during a run (and stays down past the timeout)", broker_stopped_mid_run),

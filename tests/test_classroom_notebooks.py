@@ -7,7 +7,6 @@ needs what the learner lacks (and nowhere else: every other assert ran and passe
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import nbformat
 import pytest
 from test_classroom import ADMIN
 
-from workqueue_lab import classroom
+from workqueue_lab import classroom, versions
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "book"))
@@ -26,13 +25,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 # The claims a learner's account cannot show, by cell: live unacked counts and consumer details need
 # rabbitmqctl or the management API.
 NEEDS_STATS = {"nb01-23", "nb02-15", "nb02-15b", "nb03-15"}
-# Shortening the ack timeout needs a node the lab controls, or RabbitMQ 3.12+ (a per-queue timeout).
+# Shortening the ack timeout needs a node the lab controls, or RabbitMQ 3.11.15+ (a per-queue timeout).
 NEEDS_ACK_TIMEOUT_CONTROL = {"nb02-26"}
-
-
-def _version(text: str) -> tuple[int, int]:
-    major, minor = re.match(r"(\d+)\.(\d+)", text).groups()
-    return int(major), int(minor)
 
 
 @pytest.fixture
@@ -49,7 +43,7 @@ def learner(tmp_path, monkeypatch):
 
 def test_every_notebook_runs_for_a_learner_and_marks_only_what_needs_control(learner, broker, tmp_path):
     expected = set(NEEDS_STATS)
-    if _version(broker.version) < (3, 12):
+    if not versions.applies("per_queue_consumer_timeout", broker.version):
         expected |= NEEDS_ACK_TIMEOUT_CONTROL
     not_checked: dict[str, str] = {}
     for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):

@@ -209,7 +209,9 @@ def test_lab_image_builds_from_the_repo(services: dict) -> None:
     assert context == ROOT
     assert dockerfile.is_file(), dockerfile
     text = dockerfile.read_text(encoding="utf-8")
-    assert re.search(r"^FROM python:3\.11-slim\b", text, re.MULTILINE), "the lab image is python:3.11-slim"
+    # Debian 13, whose rabbitmq-server is the 4.0 release CI runs the course on (the lab's private nodes)
+    assert re.search(r"^FROM python:3\.11-slim-trixie\b", text, re.MULTILINE), "python:3.11-slim-trixie"
+    assert re.search(r"apt-get install -y --no-install-recommends rabbitmq-server", text), text
     assert "pip install -r requirements.txt" in text and "pip install --no-deps -e ." in text
     cmd = re.search(r"^CMD\s+(\[.*\])\s*$", text, re.MULTILINE)
     assert cmd, "CMD in exec form"

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 Version = tuple[int, int, int]
 
-TESTED: tuple[str, ...] = ("3.10", "4.0")  # release series CI runs the course on (3.10.8 and 4.0.5)
+TESTED: tuple[str, ...] = ("3.10", "4.0")  # release series CI runs the course on
+TESTED_RELEASES: tuple[str, ...] = ("3.10.8", "4.0.5")  # the releases it runs: Debian 12's and Debian 13's
 KNOWN_UP_TO: tuple[int, int] = (4, 3)  # newest series the table covers
 OLDEST: tuple[int, int] = (3, 10)  # oldest series the table covers
 FLOOR: Version = (*OLDEST, 0)
@@ -80,6 +81,11 @@ CHANGES: tuple[Change, ...] = (
            "Classic queue mirroring is gone (ha-* policies do nothing): only quorum queues and streams are "
            "replicated.",
            _RN + "4.0.1.md"),
+    Change("classic_down_publish_nacked", (4, 0, 0), None,
+           "A message published with confirms and mandatory=True to a classic queue whose node is down is nacked "
+           "(NackError); 3.10 returned it as unroutable. Observed by this course's CI on 3.10.8 and 4.0.5 "
+           "(notebook 08); no release note names the version in between that changed it.",
+           "https://github.com/rabbitmq/rabbitmq-server/pull/1893"),
     Change("quorum_default_delivery_limit", (4, 0, 0), None,
            "Quorum queues have a delivery limit of 20 unless told otherwise; past it a message is dead-lettered, "
            "or dropped without a dead-letter exchange.",
@@ -165,3 +171,24 @@ def status(version: str | Sequence[int]) -> str:
     if OLDEST <= series <= KNOWN_UP_TO:
         return "predicted"
     return "unknown"
+
+
+def tested_on(version: str | Sequence[int]) -> str:
+    """One line for the top of a notebook: the releases CI runs it on, the learner's, and what that means."""
+    ci = " and ".join(TESTED_RELEASES)
+    at = ".".join(str(p) for p in parse(version))
+    kind = status(version)
+    if kind == "tested":
+        same = at in TESTED_RELEASES
+        return (f"Tested on RabbitMQ {ci} (CI runs this notebook on both). You are on {at}: "
+                + ("tested." if same else f"the {at.rsplit('.', 1)[0]} series, which CI tests."))
+    if kind == "predicted":
+        return (f"Tested on RabbitMQ {ci} (CI runs this notebook on both). You are on {at}: not run by CI; what "
+                "this notebook expects of it is predicted from the release notes (docs/versions.md).")
+    newest = f"{KNOWN_UP_TO[0]}.{KNOWN_UP_TO[1]}"
+    if parse(version)[:2] > KNOWN_UP_TO:
+        return (f"Tested on RabbitMQ {ci} (CI runs this notebook on both). You are on {at}, newer than the "
+                f"course's version table (up to {newest}): unknown. If an assert fails, RabbitMQ may have changed "
+                "the behaviour it checks; docs/versions.md lists what changed up to " + newest + ".")
+    return (f"Tested on RabbitMQ {ci} (CI runs this notebook on both). You are on {at}, older than the course "
+            f"covers ({OLDEST[0]}.{OLDEST[1]} and newer): unknown; upgrade RabbitMQ if an assert fails.")

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .. import settings
+from .. import settings, versions
 from ..errors import LabError
 from . import erlang, management, registry
 from .address import is_loopback, mask, vhost
@@ -243,7 +243,7 @@ class Broker:
         puts back the old values that are still its own -- by itself after two minutes
         should this Python process die.  The setting is node-wide on RabbitMQ 3.10/3.11:
         other consumers on the same node see it while the block runs.
-        Yields "node", or "queue-argument" (RabbitMQ 3.12+: use ``x-consumer-timeout``)
+        Yields "node", or "queue-argument" (RabbitMQ 3.11.15+: use ``x-consumer-timeout``)
         for brokers the lab cannot control.
         """
         if self.control.can("settings"):
@@ -253,7 +253,7 @@ class Broker:
                 if started:
                     yield "node"
                     return
-        if self.version_tuple >= (3, 12):
+        if versions.applies("per_queue_consumer_timeout", self.version):
             yield "queue-argument"
             return
         why = self.control.why_not("settings") or "the node did not take the setting."

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .. import settings
+from .. import settings, versions
 from ..broker import registry
 from ..errors import LabError
 from ..record import events as ev
@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "Outage", "QUEUES", "RATE_QUEUE", "CONFIRM_QUEUE", "CHECK_QUEUE", "REFUSED_QUEUE", "not_checked",
-    "restartable_broker", "restart", "restart_when", "outage", "shade_outage", "survival_table", "plot_rates",
+    "restartable_broker", "restart", "restart_when", "transient_queues_permitted",
+    "outage", "shade_outage", "survival_table", "plot_rates",
     "PublishTrial", "try_publish",
 ]
 
@@ -87,6 +88,20 @@ def restartable_broker(broker: Broker | None = None) -> Broker | None:
     print(f"{where} is shared, so the lab never restarts it; the restarts in this notebook happen on the lab's "
           f"private node at {node_broker.masked_url} ({'already running' if was_running else 'started now'}).")
     return node_broker
+
+
+def transient_queues_permitted(broker: Broker) -> bool:
+    """Whether this node lets a client declare a non-durable queue that is not exclusive.
+
+    RabbitMQ calls that the deprecated feature ``transient_nonexcl_queues``: permitted by default up to 4.2
+    (a node's configuration may deny it), denied by default from 4.3.  The node says which applies; a node
+    that cannot say (3.x has no such switch, or the lab cannot ask it) is judged by the version table.
+    """
+    if broker.control.can("ctl"):
+        answer = broker.control.ctl("eval", "rabbit_deprecated_features:is_permitted(transient_nonexcl_queues).")
+        if answer.returncode == 0 and answer.stdout.strip() in ("true", "false"):
+            return answer.stdout.strip() == "true"
+    return not versions.applies("transient_nonexcl_queues_refused", broker.version)
 
 
 def restart(broker: Broker) -> float:

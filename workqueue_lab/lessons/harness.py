@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import settings
+from .. import settings, versions
 from ..errors import LabError
 
 if TYPE_CHECKING:
@@ -146,7 +146,7 @@ class AckTimeoutDemo:
     """How this broker can show a consumer (ack) timeout in a few seconds, or why it cannot.
 
     ``how`` is "node" (the lab shortened consumer_timeout and the channel tick on a node it controls),
-    "queue-argument" (RabbitMQ 3.12 to 4.2: the demo's queue carries ``x-consumer-timeout``) or ""
+    "queue-argument" (RabbitMQ 3.11.15 to 4.2: the demo's queue carries ``x-consumer-timeout``) or ""
     (``why_not`` says why not).  ``queue`` holds the extra ``lab.start`` arguments for the demo's queue.
     """
 
@@ -174,20 +174,21 @@ class AckTimeoutDemo:
 @contextlib.contextmanager
 def ack_timeout_demo(broker: Broker) -> Iterator[AckTimeoutDemo]:
     """Shorten the ack timeout for the block as far as this broker allows, and say how (or why not)."""
-    if broker.version_tuple >= (4, 3):
+    if not versions.applies("classic_consumer_timeout", broker.version):
         yield AckTimeoutDemo(why_not=f"RabbitMQ {broker.version}: from 4.3 classic queues such as task_queue have "
-                                     "no acknowledgement timeout at all; the live demo needs RabbitMQ 3.8 to 4.2.")
+                                     "no acknowledgement timeout at all (4.3.0 release notes); the live demo needs "
+                                     "RabbitMQ 3.8.15 to 4.2.")
         return
     with contextlib.ExitStack() as stack:
         try:
             how = stack.enter_context(broker.short_ack_timeout(ms=500, tick_ms=100))
         except LabError as err:
-            yield AckTimeoutDemo(why_not=f"the live demo needs a node the lab controls, or RabbitMQ 3.12+ for a "
+            yield AckTimeoutDemo(why_not=f"the live demo needs a node the lab controls, or RabbitMQ 3.11.15+ for a "
                                          f"per-queue timeout ({err})")
             return
         if how == "node":
             yield AckTimeoutDemo("node", timeout_ms=500, hang_s=1.2)
-        else:  # 3.12 .. 4.2 without control of the node: a per-queue timeout, checked once per channel tick
+        else:  # 3.11.15 .. 4.2 without control of the node: a per-queue timeout, checked once per channel tick
             yield AckTimeoutDemo("queue-argument", timeout_ms=1000, hang_s=3.5,
                                  queue={"queue": "lab_queue", "queue_arguments": {"x-consumer-timeout": 1000}})
 

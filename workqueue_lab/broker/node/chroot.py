@@ -32,7 +32,8 @@ from pathlib import Path
 
 from ... import settings
 from ...errors import LabError
-from .ports import port_free
+from . import procs
+from .ports import LOOPBACK, port_free
 
 log = logging.getLogger(__name__)
 
@@ -223,21 +224,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 def processes(root: Path) -> list[tuple[int, str]]:
     """(pid, command name) of every live process whose root directory is ``root``."""
-    target = str(root.resolve())
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.readlink(f"/proc/{entry}/root") != target:
-                continue
-            with open(f"/proc/{entry}/stat") as f:
-                comm, _, rest = f.read().rpartition(")")
-        except OSError:
-            continue
-        if rest.split()[0] != "Z":
-            found.append((int(entry), comm.partition("(")[2]))
-    return found
+    return [(pid, comm) for pid, comm, _ in procs.processes("root", str(root.resolve()))]
 
 
 def mounts_under(root: Path) -> list[str]:
@@ -253,7 +240,11 @@ def mounts_under(root: Path) -> list[str]:
 
 
 def prepare(root: Path) -> int:
-    """Make the chroot ready for a node: /proc mounted, an epmd port chosen; returns that port."""
+    """Make the chroot ready for a node: /proc mounted, its epmd listening; returns epmd's port.
+
+    The lab starts epmd itself, before any node: nodes booting in parallel (a cluster) would each try to
+    start one, and a node that loses that race may exit while booting.
+    """
     with _locked(root.parent / ".lock"):
         proc = root / "proc"
         if str(proc.resolve()) not in mounts_under(root):
@@ -261,7 +252,18 @@ def prepare(root: Path) -> int:
             if done.returncode != 0:
                 raise LabError(f"Could not mount /proc in {root} ({done.stderr.strip()}); the node needs it. "
                                "Run as root outside a container that forbids mounts.")
-        return _epmd_port(root)
+        port = _epmd_port(root)
+        if not any(comm == "epmd" for _, comm in processes(root)):
+            env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "ERL_EPMD_PORT": str(port), "ERL_EPMD_ADDRESS": LOOPBACK}
+            subprocess.run([shutil.which("chroot") or "/usr/sbin/chroot", str(root), "/usr/bin/epmd", "-daemon"],
+                           env=env, cwd="/", stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+        deadline = time.monotonic() + 10
+        while port_free(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if port_free(port):
+            raise LabError(f"The epmd of {root} did not start on port {port}; free that port, or stop the process "
+                           "that holds it, and start the node again.")
+        return port
 
 
 def epmd_port(root: Path) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -25,33 +26,35 @@ log = logging.getLogger(__name__)
 NODE_COMMS = ("beam.smp", "erl_child_setup", "inet_gethost")
 
 
-def node_pids(base: Path, pgid: int | None = None) -> list[int]:
-    """OS pids of this node's live processes (Linux /proc): working directory is its base dir, and
-    either in the process group it was launched in or an Erlang VM process.  A learner's shell
-    that merely `cd`-ed into the base dir is neither, so it is never waited for or killed."""
-    target = str(base.resolve())
+def processes(link: str, target: str) -> Iterator[tuple[int, str, int]]:
+    """(pid, command name, process group) of every live process (zombies left out, this one too) whose
+    ``/proc/<pid>/<link>`` (``cwd`` or ``root``) is ``target``."""
     me = os.getpid()
-    pids = []
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return []
+        return
     for entry in entries:
         if not entry.isdigit() or int(entry) == me:
             continue
         try:
-            if os.readlink(f"/proc/{entry}/cwd") != target:
+            if os.readlink(f"/proc/{entry}/{link}") != target:
                 continue
             with open(f"/proc/{entry}/stat") as f:
                 comm, _, rest = f.read().rpartition(")")
         except OSError:
             continue
         fields = rest.split()  # state, ppid, pgrp, ...
-        if fields[0] == "Z":
-            continue
-        if (pgid and int(fields[2]) == pgid) or comm.partition("(")[2] in NODE_COMMS:
-            pids.append(int(entry))
-    return pids
+        if fields[0] != "Z":
+            yield int(entry), comm.partition("(")[2], int(fields[2])
+
+
+def node_pids(base: Path, pgid: int | None = None) -> list[int]:
+    """OS pids of this node's live processes (Linux /proc): working directory is its base dir, and
+    either in the process group it was launched in or an Erlang VM process.  A learner's shell
+    that merely `cd`-ed into the base dir is neither, so it is never waited for or killed."""
+    return [pid for pid, comm, group in processes("cwd", str(base.resolve()))
+            if (pgid and group == pgid) or comm in NODE_COMMS]
 
 
 def alive(base: Path, pgid: int | None) -> bool:

@@ -48,8 +48,9 @@ def _problems(trial: PublishTrial) -> list[str]:
     """One sentence per mistake, most basic first, each saying why and what to change."""
     if trial.error:
         if "transient_nonexcl_queues" in trial.error:
-            return [f"send() raised {trial.error}: this RabbitMQ (4.3 or later) refuses a non-durable queue "
-                    "that is not exclusive. Declare it with channel.queue_declare(queue=queue, durable=True)."]
+            return [f"send() raised {trial.error}: this RabbitMQ refuses a non-durable queue that is not exclusive "
+                    "(4.3 or later does by default, an older one if configured so). Declare it with "
+                    "channel.queue_declare(queue=queue, durable=True)."]
         return [f"send() raised {trial.error}; fix that first (run send on a channel yourself to see the "
                 "whole error)."]
     if not trial.declared or trial.in_queue is None:
