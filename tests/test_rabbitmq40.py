@@ -39,7 +39,7 @@ def test_the_mirror_is_the_first_debian_archive_apt_names_in_either_format():
     assert chroot.apt_mirror([deb822]) == "http://deb.example/debian"
     security_only = "Types: deb\nURIs: http://sec.example/debian-security\nSuites: bookworm-security\n"
     disabled = "Types: deb\nEnabled: no\nURIs: http://off.example/debian\nSuites: trixie\n"
-    ubuntu = "deb http://archive.ubuntu.com/ubuntu jammy main\n"
+    ubuntu = "deb http://ubuntu-mirror.example/ubuntu jammy main\n"
     sources_only = "deb-src http://src.example/debian bookworm main\n"
     assert chroot.apt_mirror([security_only, disabled, ubuntu, sources_only]) is None
     assert chroot.apt_mirror([ubuntu, deb822]) == "http://deb.example/debian"
@@ -59,7 +59,7 @@ def test_a_build_that_cannot_happen_is_refused_in_one_sentence(case, words, monk
     else:
         monkeypatch.setattr(os, "geteuid", lambda: 0)
         monkeypatch.setattr(chroot, "_debootstrap", lambda: "/usr/sbin/debootstrap")
-        monkeypatch.setattr(chroot, "_apt_texts", lambda: ["deb http://archive.ubuntu.com/ubuntu jammy main\n"])
+        monkeypatch.setattr(chroot, "_apt_texts", lambda: ["deb http://ubuntu-mirror.example/ubuntu jammy main\n"])
     why = chroot.why_cannot_build("4.0")
     assert words in why and why.count(". ") == 0 and why.endswith(".") and "\n" not in why, why
     assert "WORKQUEUE_LAB_URL" in why  # and what to do instead

@@ -190,3 +190,31 @@ def test_nothing_in_the_course_asks_for_global_qos():
     texts = [p for p in texts if p.name != "versions.py"]  # the table describes it; nothing there calls it
     used = [p.name for p in texts if re.search(r"global_qos\s*=\s*True|global_qos=1\b", p.read_text())]
     assert used == []
+
+
+# --- what the lab decides on versions CI cannot run (a Broker whose version is known: no connection made) ----
+
+
+def _url_broker(version: str):
+    from workqueue_lab.broker.handle import Broker
+
+    broker = Broker("amqp://guest:guest@127.0.0.1:1/%2F")  # a shared URL: the lab controls nothing of it
+    broker._version = version  # what the broker would report; nothing below connects
+    return broker
+
+
+@pytest.mark.parametrize(("version", "how", "why"), [
+    ("3.10.8", "", "3.11.15+ for a per-queue timeout"),
+    ("3.11.14", "", "3.11.15+ for a per-queue timeout"),
+    ("3.11.15", "queue-argument", ""),
+    ("3.13.7", "queue-argument", ""),
+    ("4.2.0", "queue-argument", ""),
+    ("4.3.0", "", "from 4.3 classic queues such as task_queue have no acknowledgement timeout"),
+    ("4.4.1", "", "from 4.3 classic queues"),
+])
+def test_notebook_02s_ack_timeout_demo_follows_the_table(version, how, why):
+    from workqueue_lab.lessons import harness
+
+    with harness.ack_timeout_demo(_url_broker(version)) as demo:
+        assert demo.how == how and why in demo.why_not, (demo.how, demo.why_not)
+        assert demo.ready == (how != "")
