@@ -46,7 +46,7 @@ def test_the_mirror_is_the_first_debian_archive_apt_names_in_either_format():
 
 
 @pytest.mark.parametrize("case, words", [
-    ("not root", "which needs root; run as root"),
+    ("not root", "runs as root in a chroot the lab builds from Debian 13's packages; run the lab as root"),
     ("no debootstrap", "debootstrap is not installed; `apt-get install debootstrap`"),
     ("no mirror", "names no Debian mirror"),
 ])
@@ -62,7 +62,7 @@ def test_a_build_that_cannot_happen_is_refused_in_one_sentence(case, words, monk
         monkeypatch.setattr(chroot, "_apt_texts", lambda: ["deb http://ubuntu-mirror.example/ubuntu jammy main\n"])
     why = chroot.why_cannot_build("4.0")
     assert words in why and why.count(". ") == 0 and why.endswith(".") and "\n" not in why, why
-    assert "WORKQUEUE_LAB_URL" in why  # and what to do instead
+    assert "WORKQUEUE_LAB_URL" in why or "unset WORKQUEUE_LAB_RABBITMQ" in why  # and what to do instead
 
 
 def test_paths_inside_a_chroot_map_to_the_host_and_back():

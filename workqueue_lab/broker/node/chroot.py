@@ -122,13 +122,19 @@ def _apt_texts() -> list[str]:
     return texts
 
 
+def needs_root(series: str) -> str:
+    """The one sentence for a plain user who asks for a release the lab builds (built already or not)."""
+    return (f"RabbitMQ {series} runs as root in a chroot the lab builds from {release(series).debian}'s packages; "
+            f"run the lab as root, or unset {settings.ENV_RABBITMQ} to use the installed rabbitmq-server.")
+
+
 def why_cannot_build(series: str) -> str:
     """"" if this machine can build ``series`` now, else one sentence saying why and what to do instead."""
     rel = release(series)
     what = f"RabbitMQ {series} runs from a chroot of {rel.debian}'s packages that the lab builds with debootstrap"
-    instead = f"or point {settings.ENV_URL} at a RabbitMQ {series} you have"
+    instead = f"or set {settings.ENV_URL} to a RabbitMQ {series} you have"
     if os.geteuid() != 0:
-        return f"{what}, which needs root; run as root (CI does), {instead}."
+        return needs_root(series)
     if not _debootstrap():
         return f"{what}, and debootstrap is not installed; `apt-get install debootstrap`, {instead}."
     if not shutil.which("chroot") and not Path("/usr/sbin/chroot").exists():
@@ -169,7 +175,7 @@ def build(series: str, say: Callable[[str], None] = print) -> dict:
         if done is None or done.returncode != 0:
             last = _last_line(log_path)
             raise LabError(f"debootstrap could not build RabbitMQ {series} from {mirror} ({last}); check that "
-                           f"this machine reaches that mirror, then try again (log: {log_path}).")
+                           f"this machine reaches that mirror, then start again (log: {log_path}).")
         version = installed_version(partial)
         if not version.startswith(series + "."):
             raise LabError(f"{rel.debian}'s packages gave RabbitMQ {version}, not {series}; the lab's build recipe "

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ... import settings
 from ...errors import LabError
+from . import chroot
 from . import install as installs
 from .install import Install
 
@@ -75,8 +76,7 @@ def target(run_as: str | None = None, create_missing: bool = False, series: str 
 def _chroot_target(series: str, run_as: str | None) -> Target | None:
     """A release built into a chroot runs as root inside it, its files under settings.home() as seen from there."""
     if os.geteuid() != 0 or run_as not in (None, "root"):
-        raise LabError(f"RabbitMQ {series} runs as root in a chroot the lab builds; run the lab as root, or unset "
-                       f"{settings.ENV_RABBITMQ} to use the installed rabbitmq-server.")
+        raise LabError(chroot.needs_root(series))
     found = installs.for_series(series)
     if found is None:
         return None
