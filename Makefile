@@ -69,9 +69,14 @@ lab: lab-setup
 test: export WORKQUEUE_LAB_TIME_SCALE ?= 0.05
 # One prefix per run for tests and notebooks alike: a test run never resets a learner's own task_queue.
 test: export WORKQUEUE_LAB_PREFIX ?= test-$(shell od -An -N3 -tx1 /dev/urandom | tr -d " \n").
+# One home per run (unless the caller gives one) for the private nodes and clusters the tests and notebooks start
+# (notebook 04's restarts, 08's cluster): a test run never reuses, stops or restarts a learner's own node, and
+# stops its own by PID at the end.
 test: lab-setup $(SITE_STAMP)
 	@echo "== WORKQUEUE_LAB_TIME_SCALE=$$WORKQUEUE_LAB_TIME_SCALE WORKQUEUE_LAB_PREFIX=$$WORKQUEUE_LAB_PREFIX"
-	@rc=0; \
+	@rc=0; own_home=; \
+	if [ -z "$$WORKQUEUE_LAB_HOME" ]; then WORKQUEUE_LAB_HOME=$$($(VPY) tests/node_homes.py home); own_home=1; fi; \
+	export WORKQUEUE_LAB_HOME; echo "== WORKQUEUE_LAB_HOME=$$WORKQUEUE_LAB_HOME"; \
 	$(VPY) tests/foreign_queue.py plant || rc=1; \
 	echo "== $(VPY) -m pytest tests $(PYTEST_ARGS)"; \
 	$(VPY) -m pytest tests $(PYTEST_ARGS) || rc=1; \
@@ -79,29 +84,33 @@ test: lab-setup $(SITE_STAMP)
 	$(VPY) -m pytest --nbval-lax --nbval-current-env notebooks $(PYTEST_ARGS) || rc=1; \
 	$(MAKE) --no-print-directory test-rabbitmq40 || rc=1; \
 	$(VPY) tests/foreign_queue.py check || rc=1; \
+	if [ -n "$$own_home" ]; then \
+		$(VPY) tests/node_homes.py clean "$$WORKQUEUE_LAB_HOME" system || rc=1; \
+		$(VPY) tests/node_homes.py check "$$WORKQUEUE_LAB_HOME" || rc=1; \
+	fi; \
 	if [ $$rc -ne 0 ]; then echo "== make test: FAILED (see above)"; fi; \
 	exit $$rc
 
 # The course again on RabbitMQ 4.0 (root only: a chroot of Debian 13's packages the lab builds once, see
 # docs/versions.md): the integration tests whose claims depend on the version, then every notebook with the
 # lab in control of a 4.0 node that already denies what 4.3 denies.  Its nodes and cluster live in a home of
-# their own, are stopped by PID, and `rabbitmq40.py check` fails the run if anything is left running or mounted.
+# their own, are stopped by PID, and `node_homes.py check` fails the run if anything is left running or mounted.
 TESTS_40 := tests/test_topology.py tests/test_failures.py tests/test_programs.py tests/test_task_worker.py \
 	tests/test_engine.py tests/test_ack_timeout_restore.py tests/test_watch_queue.py
 test-rabbitmq40: export WORKQUEUE_LAB_TIME_SCALE ?= 0.05
 test-rabbitmq40: export WORKQUEUE_LAB_PREFIX ?= test-$(shell od -An -N3 -tx1 /dev/urandom | tr -d " \n").
 test-rabbitmq40: lab-setup
 	@if [ "$$(id -u)" != 0 ]; then echo "== skipped: RabbitMQ 4.0 runs as root in a chroot (CI runs as root)"; exit 0; fi; \
-	rc=0; home=$$($(VPY) tests/rabbitmq40.py home); \
+	rc=0; home=$$($(VPY) tests/node_homes.py home); \
 	export WORKQUEUE_LAB_RABBITMQ=4.0 WORKQUEUE_LAB_BROKER=private WORKQUEUE_LAB_HOME=$$home; \
-	if $(VPY) tests/rabbitmq40.py start $$home; then \
+	if $(VPY) tests/node_homes.py start $$home; then \
 		echo "== RabbitMQ 4.0: $(VPY) -m pytest $(TESTS_40)"; \
 		$(VPY) -m pytest $(TESTS_40) $(PYTEST_ARGS) || rc=1; \
 		echo "== RabbitMQ 4.0: $(VPY) -m pytest --nbval-lax --nbval-current-env notebooks"; \
 		$(VPY) -m pytest --nbval-lax --nbval-current-env notebooks $(PYTEST_ARGS) || rc=1; \
 	else rc=1; fi; \
-	$(VPY) tests/rabbitmq40.py clean $$home || rc=1; \
-	$(VPY) tests/rabbitmq40.py check || rc=1; \
+	$(VPY) tests/node_homes.py clean $$home || rc=1; \
+	$(VPY) tests/node_homes.py check || rc=1; \
 	exit $$rc
 
 # The notebooks, executed against RabbitMQ (at the CI time scale unless the caller chose one) into copies,

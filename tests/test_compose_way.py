@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 import nbformat
 import pytest
 import yaml
-from rabbitmq40 import clean, compose_node, env, leftovers, new_home
+from node_homes import clean, compose_node, env, leftovers, new_home
 
 from workqueue_lab.lessons.notes import not_checked_lines
 

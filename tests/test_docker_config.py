@@ -18,7 +18,7 @@ import pika
 import pika.exceptions
 import pytest
 import yaml
-from rabbitmq40 import compose_node
+from node_homes import compose_node
 
 from workqueue_lab.broker import node as private_node
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pika
 import pytest
 from helpers import wait_until
-from rabbitmq40 import clean, env, leftovers, new_home
+from node_homes import clean, env, leftovers, new_home
 
 from workqueue_lab import settings
 from workqueue_lab.broker import node as private_node

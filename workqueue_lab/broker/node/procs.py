@@ -29,6 +29,15 @@ NODE_COMMS = ("beam.smp", "erl_child_setup", "inet_gethost")
 def processes(link: str, target: str) -> Iterator[tuple[int, str, int]]:
     """(pid, command name, process group) of every live process (zombies left out, this one too) whose
     ``/proc/<pid>/<link>`` (``cwd`` or ``root``) is ``target``."""
+    return _scan(link, lambda path: path == target)
+
+
+def processes_under(link: str, places: list[str]) -> Iterator[tuple[int, str, int]]:
+    """The same for every process whose ``/proc/<pid>/<link>`` is one of ``places`` or below one."""
+    return _scan(link, lambda path: any(path == p or path.startswith(p + "/") for p in places))
+
+
+def _scan(link: str, wanted) -> Iterator[tuple[int, str, int]]:
     me = os.getpid()
     try:
         entries = os.listdir("/proc")
@@ -38,7 +47,7 @@ def processes(link: str, target: str) -> Iterator[tuple[int, str, int]]:
         if not entry.isdigit() or int(entry) == me:
             continue
         try:
-            if os.readlink(f"/proc/{entry}/{link}") != target:
+            if not wanted(os.readlink(f"/proc/{entry}/{link}")):
                 continue
             with open(f"/proc/{entry}/stat") as f:
                 comm, _, rest = f.read().rpartition(")")

@@ -1,12 +1,14 @@
-"""RabbitMQ 4.0 for the tests and `make test`: nodes in a home of their own, stopped by PID, and proof that
-nothing is left running or mounted afterwards.
+"""The RabbitMQ nodes a test run starts, each in a home of its own: started, stopped by PID, and proof that
+nothing is left running or mounted afterwards (make test runs it; a learner's own node is never touched).
 
-    python tests/rabbitmq40.py home            # print a new home for a 4.0 run (under /tmp, mode 0755)
-    python tests/rabbitmq40.py start HOME      # build 4.0 if need be; boot the node of HOME denying what 4.3 denies
-    python tests/rabbitmq40.py clean HOME      # stop every node and cluster of that home (by PID), delete it
-    python tests/rabbitmq40.py check           # exit 1 if a process runs in, or anything is mounted under, a chroot
+    python tests/node_homes.py home                 # print a new home (under /tmp, mode 0755)
+    python tests/node_homes.py start HOME           # RabbitMQ 4.0 (built if need be), denying what 4.3 denies
+    python tests/node_homes.py clean HOME [SERIES]  # stop the node and cluster of HOME (by PID), delete it
+    python tests/node_homes.py check [HOME ...]     # exit 1 if a node of those homes still runs, or a process
+                                                    # runs in (or anything is mounted under) a RabbitMQ build
 
-Also imported by tests: ``compose_node`` boots a node with docker-compose.yml's own RabbitMQ files.
+SERIES is ``4.0`` (the default) or ``system``.  Also imported by tests: ``compose_node`` boots a node with
+docker-compose.yml's own RabbitMQ files.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from workqueue_lab.broker import node as private_node  # noqa: E402
 from workqueue_lab.broker.cluster import layout  # noqa: E402
-from workqueue_lab.broker.node import chroot, users  # noqa: E402
+from workqueue_lab.broker.node import chroot, procs, users  # noqa: E402
 from workqueue_lab.broker.node import files as node_files  # noqa: E402
 from workqueue_lab.broker.node.files import read_state  # noqa: E402
 from workqueue_lab.broker.node.procs import kill_leftovers  # noqa: E402
@@ -34,7 +36,7 @@ COMPOSE_CONF = REPO / "docker" / "rabbitmq" / "rabbitmq.conf"
 COMPOSE_ADVANCED = REPO / "docker" / "rabbitmq" / "advanced.config"
 
 
-def new_home(prefix: str = "wqlab-40-") -> Path:
+def new_home(prefix: str = "wqlab-run-") -> Path:
     """A fresh WORKQUEUE_LAB_HOME under /tmp (0755: a node that drops root must reach it)."""
     home = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     home.chmod(0o755)
@@ -61,11 +63,11 @@ def env(**values: str | None) -> Iterator[None]:
 
 
 def clean(home: Path, series: str = SERIES) -> None:
-    """Stop the node and the cluster a run left under ``home`` (each by PID), undo the chroot's mount and epmd
-    once none of its nodes is left, and delete the home, inside the chroot and outside."""
+    """Stop the node and the cluster a run left under ``home`` (each by PID), undo a chroot's mount and epmd
+    once none of its nodes is left, and delete the home (inside the chroot and outside)."""
     with env(WORKQUEUE_LAB_HOME=str(home), WORKQUEUE_LAB_RABBITMQ=series):
         t = users.target()
-        if t is None:  # never built: nothing can have run
+        if t is None:  # never built, or its user never made: nothing can have run
             shutil.rmtree(home, ignore_errors=True)
             return
         private_node.stop()
@@ -79,21 +81,21 @@ def clean(home: Path, series: str = SERIES) -> None:
 
 
 def leftovers(*homes: Path) -> list[str]:
-    """What still runs in, or is mounted under, any RabbitMQ release the lab built; with ``homes``, only the
-    processes of nodes in those homes (another run's or a learner's node is none of this run's business)."""
+    """What still runs of a node kept in ``homes`` (the installed RabbitMQ's or a build's); without homes, what
+    still runs in, or is mounted under, any RabbitMQ build (a learner's node elsewhere is none of this run's
+    business)."""
+    places = {str(h.resolve()) for h in homes}
+    roots = [chroot.root_of(s) for s in chroot.RELEASES if chroot.built(s) is not None]
+    places |= {str(root) + p for root in roots for p in list(places)}
     found = []
-    for series in chroot.RELEASES:
-        if chroot.built(series) is None:
-            continue
-        root = chroot.root_of(series)
-        inside = [str(root) + str(h.resolve()) for h in homes]
-        for pid, comm in chroot.processes(root):
-            with contextlib.suppress(OSError):
-                cwd = os.readlink(f"/proc/{pid}/cwd")
-                if not homes or any(cwd == d or cwd.startswith(d + "/") for d in inside):
-                    found.append(f"pid {pid} ({comm}) runs in {cwd}")
-        if not homes:
-            found += [f"{point} is mounted" for point in chroot.mounts_under(root)]
+    if homes:
+        for pid, comm, _ in procs.processes_under("cwd", sorted(places)):
+            with contextlib.suppress(OSError):  # it may end meanwhile
+                found.append(f"pid {pid} ({comm}) runs in {os.readlink(f'/proc/{pid}/cwd')}")
+        return found
+    for root in roots:
+        found += [f"pid {pid} ({comm}) runs in {root}" for pid, comm in chroot.processes(root)]
+        found += [f"{point} is mounted" for point in chroot.mounts_under(root)]
     return found
 
 
@@ -126,7 +128,7 @@ def compose_node(series: str = SERIES) -> Iterator[private_node.NodeInfo]:
 
 
 # RabbitMQ 4.3 denies these deprecated features by default (docs/versions.md); 4.0 permits them unless told.
-AS_IN_4_3 = ("# Written by tests/rabbitmq40.py: what RabbitMQ 4.3 denies by default, denied here already, so that a\n"
+AS_IN_4_3 = ("# Written by tests/node_homes.py: what RabbitMQ 4.3 denies by default, denied here already, so that a\n"
              "# run of the course on this node shows it needs neither.\n"
              "deprecated_features.permit.transient_nonexcl_queues = false\n"
              "deprecated_features.permit.global_qos = false\n")
@@ -155,24 +157,26 @@ def _built_target(series: str) -> users.Target:
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["home"]:
+    command, args = (argv[0], argv[1:]) if argv else ("", [])
+    if command == "home" and not args:
         print(new_home())
         return 0
-    if argv[:1] == ["start"] and len(argv) == 2:
-        start(Path(argv[1]))
+    if command == "start" and len(args) == 1:
+        start(Path(args[0]))
         meta = chroot.built(SERIES) or {}
         print(f"== RabbitMQ {meta.get('version')}: built in {meta.get('seconds')} s, {meta.get('mb')} MB "
               f"({chroot.root_of(SERIES)}, {meta.get('built_at')})")
         return 0
-    if argv[:1] == ["clean"] and len(argv) == 2:
-        clean(Path(argv[1]))
+    if command == "clean" and len(args) in (1, 2):
+        clean(Path(args[0]), *args[1:])
         return 0
-    if argv[:1] == ["check"]:
-        left = leftovers()
+    if command == "check":
+        left = leftovers(*map(Path, args)) + (leftovers() if args else [])
         for line in left:
             print(f"LEFT BEHIND: {line}", file=sys.stderr)
-        print(f"== RabbitMQ builds: nothing left running or mounted ({', '.join(chroot.RELEASES)})" if not left
-              else "== RabbitMQ builds: something was left behind (see above)")
+        what = f"the nodes of {', '.join(args)} and the RabbitMQ builds" if args else "the RabbitMQ builds"
+        print(f"== {what}: nothing left running or mounted" if not left
+              else f"== {what}: something was left behind (see above)")
         return 1 if left else 0
     print(__doc__, file=sys.stderr)
     return 2
