@@ -110,7 +110,7 @@ test-rabbitmq40: lab-setup
 		$(VPY) -m pytest --nbval-lax --nbval-current-env notebooks $(PYTEST_ARGS) || rc=1; \
 	else rc=1; fi; \
 	$(VPY) tests/node_homes.py clean $$home || rc=1; \
-	$(VPY) tests/node_homes.py check || rc=1; \
+	$(VPY) tests/node_homes.py check $$home || rc=1; \
 	exit $$rc
 
 # The notebooks, executed against RabbitMQ (at the CI time scale unless the caller chose one) into copies,

@@ -4,8 +4,8 @@ nothing is left running or mounted afterwards (make test runs it; a learner's ow
     python tests/node_homes.py home                 # print a new home (under /tmp, mode 0755)
     python tests/node_homes.py start HOME           # RabbitMQ 4.0 (built if need be), denying what 4.3 denies
     python tests/node_homes.py clean HOME [SERIES]  # stop the node and cluster of HOME (by PID), delete it
-    python tests/node_homes.py check [HOME ...]     # exit 1 if a node of those homes still runs, or a process
-                                                    # runs in (or anything is mounted under) a RabbitMQ build
+    python tests/node_homes.py check [HOME ...]     # exit 1 if a node of those homes still runs, or a build's
+                                                    # /proc mount or epmd outlived its last node
 
 SERIES is ``4.0`` (the default) or ``system``.  Also imported by tests: ``compose_node`` boots a node with
 docker-compose.yml's own RabbitMQ files.
@@ -81,21 +81,22 @@ def clean(home: Path, series: str = SERIES) -> None:
 
 
 def leftovers(*homes: Path) -> list[str]:
-    """What still runs of a node kept in ``homes`` (the installed RabbitMQ's or a build's); without homes, what
-    still runs in, or is mounted under, any RabbitMQ build (a learner's node elsewhere is none of this run's
-    business)."""
+    """What a run left behind: a process of a node kept in ``homes`` (the installed RabbitMQ's or a build's), or a
+    RabbitMQ build whose /proc mount or epmd outlived its last node.  A node of someone else's home (a learner's
+    own 4.0 node) is none of this run's business, and the mount it needs is no leak."""
     places = {str(h.resolve()) for h in homes}
     roots = [chroot.root_of(s) for s in chroot.RELEASES if chroot.built(s) is not None]
     places |= {str(root) + p for root in roots for p in list(places)}
     found = []
-    if homes:
-        for pid, comm, _ in procs.processes_under("cwd", sorted(places)):
-            with contextlib.suppress(OSError):  # it may end meanwhile
-                found.append(f"pid {pid} ({comm}) runs in {os.readlink(f'/proc/{pid}/cwd')}")
-        return found
+    for pid, comm, _ in procs.processes_under("cwd", sorted(places)) if places else ():
+        with contextlib.suppress(OSError):  # it may end meanwhile
+            found.append(f"pid {pid} ({comm}) runs in {os.readlink(f'/proc/{pid}/cwd')}")
     for root in roots:
-        found += [f"pid {pid} ({comm}) runs in {root}" for pid, comm in chroot.processes(root)]
-        found += [f"{point} is mounted" for point in chroot.mounts_under(root)]
+        running = chroot.processes(root)
+        if any(comm != "epmd" for _, comm in running):
+            continue  # a node runs there (ours is listed above): its mount and epmd are in use
+        found += [f"pid {pid} ({comm}) outlived the nodes of {root}" for pid, comm in running]
+        found += [f"{point} is still mounted with no node running" for point in chroot.mounts_under(root)]
     return found
 
 
@@ -171,7 +172,7 @@ def main(argv: list[str]) -> int:
         clean(Path(args[0]), *args[1:])
         return 0
     if command == "check":
-        left = leftovers(*map(Path, args)) + (leftovers() if args else [])
+        left = leftovers(*map(Path, args))
         for line in left:
             print(f"LEFT BEHIND: {line}", file=sys.stderr)
         what = f"the nodes of {', '.join(args)} and the RabbitMQ builds" if args else "the RabbitMQ builds"
