@@ -46,20 +46,19 @@ def new_home(prefix: str = "wqlab-run-") -> Path:
 @contextlib.contextmanager
 def env(**values: str | None) -> Iterator[None]:
     """Set (or, with None, unset) environment variables for the block."""
+    def put(settings: dict[str, str | None]) -> None:
+        for k, v in settings.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
     before = {k: os.environ.get(k) for k in values}
     try:
-        for k, v in values.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        put(values)
         yield
     finally:
-        for k, v in before.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        put(before)
 
 
 def clean(home: Path, series: str = SERIES) -> None:

@@ -283,11 +283,7 @@ class PrivateControl(Control):
         return private_node.pid()
 
     def scratch(self) -> tuple[str, str]:
-        """The node's own tmp/ under its base dir: inside a chroot, /tmp is the chroot's."""
-        if self.node is None or self.node.series == "system":
+        if self.node is None:
             return super().scratch()
-        found = private_node.install_of(self.node.series)
-        tmp = self.node.base / "tmp"
-        tmp.mkdir(exist_ok=True)
-        return str(tmp), found.inside(tmp)
+        return private_node.install_of(self.node.series).scratch(self.node.base)
 

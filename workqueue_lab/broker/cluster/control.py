@@ -251,13 +251,7 @@ class Cluster:
 
     def scratch(self) -> tuple[str, str]:
         """A directory the lab and programs inside the members share: (here, as the members see it)."""
-        if not self._t.install.chrooted:
-            import tempfile
-
-            return tempfile.gettempdir(), tempfile.gettempdir()
-        tmp = self.base / "tmp"  # a chroot sees its own /tmp: use a directory of the cluster's, seen from both
-        tmp.mkdir(exist_ok=True)
-        return str(tmp), self._t.install.inside(tmp)
+        return self._t.install.scratch(self.base)
 
     def _any_running(self) -> Member:
         for m in self.nodes:

@@ -27,8 +27,8 @@ When the caller is root (CI), the node runs as an unprivileged user
 from __future__ import annotations
 
 from .ctl import ctl, get_app_env, set_app_env
-from .files import DEFAULT_MEMORY_MB, NodeInfo, boot_log, server_script
-from .install import available, install_of
+from .files import DEFAULT_MEMORY_MB, NodeInfo, boot_log
+from .install import available, install_of, server_script
 from .lifecycle import kill, pid, restart, running, start, stop, wait_until_ready
 from .ports import LOOPBACK
 from .users import DEFAULT_USER

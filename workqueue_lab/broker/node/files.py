@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ... import settings
 from ...errors import BrokerUnavailable, LabError
-from .install import DEBIAN_SCRIPT, server_script  # noqa: F401 -- where callers have always found them
+from .install import server_script
 from .ports import LOOPBACK
 from .users import Target, drop_kwargs, target
 

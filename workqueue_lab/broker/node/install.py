@@ -82,6 +82,19 @@ class Install:
         if self.chrooted:
             chroot.prepare(self.root)
 
+    def scratch(self, base: Path) -> tuple[str, str]:
+        """A directory the lab and a program inside a node of ``base`` share: (here, as the node sees it).
+
+        The system's /tmp for the installed RabbitMQ (a node that dropped root can write there); ``base``/tmp for
+        a chroot, whose nodes see a /tmp of their own."""
+        if not self.chrooted:
+            import tempfile
+
+            return tempfile.gettempdir(), tempfile.gettempdir()
+        tmp = base / "tmp"
+        tmp.mkdir(exist_ok=True)
+        return str(tmp), self.inside(tmp)
+
     def release(self) -> None:
         """After a node of this install stopped: undo the chroot's mount and end its epmd if no node is left."""
         if self.chrooted:
