@@ -73,11 +73,8 @@ def wait_until_ready(timeout: float = 90.0, info: NodeInfo | None = None) -> Nod
         if amqp and port_open(LOOPBACK, info.mgmt_port):
             return info
         if not amqp and not alive(info.base, state.get("pgid")):
-            # Check once more: the VM may have answered between the two probes, or been between two of its
-            # launch steps (a chroot's shell starts in "/" and only then enters the node's directory).
-            time.sleep(0.3)
-            if not alive(info.base, state.get("pgid")) and not amqp_answers(info.amqp_port, info.nodename,
-                                                                              timeout=0.5):
+            # Check once more: the VM may have answered between the two probes.
+            if not amqp_answers(info.amqp_port, info.nodename, timeout=0.5):
                 raise BrokerUnavailable(
                     f"The private RabbitMQ node {info.nodename} exited while booting; "
                     f"read {boot_log(info.base)} and {info.base / 'log'} for the reason."
@@ -220,7 +217,8 @@ def stop(wait: float = 30.0) -> bool:
     info, state = cur
     pgid = state.get("pgid")
     running_now = alive(info.base, pgid) or amqp_answers(info.amqp_port, info.nodename)
-    if not running_now:
+    if not running_now:  # it died without us (the OOM killer, a kill by hand): undo what its boot set up
+        target_from_state(state, info.base).install.release()
         return False
     deadline = time.monotonic() + wait
     beam = pid()
