@@ -275,6 +275,28 @@ def test_nothing_lost_names_an_ack_with_the_wrong_delivery_tag():
     assert "unknown delivery tag" in check.hint and "method.delivery_tag" in check.hint
 
 
+def test_nothing_lost_refuses_an_ack_sent_before_the_work():
+    log = Log().publish(1, 2, 3, 4, 5, 6).ready(1, 2, prefetch=0)
+    log.deliver(1, 1, 1, t=0.1).ack(1, 1, 1).deliver(2, 2, 1, t=0.1).ack(2, 2, 1)
+    log.add(ev.CRASH, 1, 1, t=0.3, detail="injected crash on task 1")
+    for tag, task in enumerate((4, 6, 3, 5), start=2):
+        log.deliver(2, task, tag, redelivered=task in (3, 5)).ack(2, task, tag)
+    check = nb02.check_nothing_lost(log.events)
+    assert not check and "acknowledged task 1 before doing it" in check.hint
+    assert "after lab.work" in check.hint and "lost: none" in check.got
+
+
+def test_nothing_lost_refuses_a_fixed_delivery_tag_even_when_every_task_ends_acked():
+    log = crash_start()
+    log.ack(2, 2, 1, t=1.1).deliver(2, 4, 2).ack(2, 4, 1)  # tag 1 again, for task 4: unknown by now
+    log.add(ev.TIMEOUT, 2, 4, detail="(406, 'PRECONDITION_FAILED - unknown delivery tag 1')")
+    log.add(ev.RESTART, 2, detail="prefetch=0")
+    for task in (6, 1, 3, 5):
+        log.add(ev.RESTART, 2, detail="prefetch=0").deliver(2, task, 1, redelivered=True).ack(2, task, 1)
+    check = nb02.check_nothing_lost(log.events)
+    assert not check and "never a fixed number" in check.hint and "closed the channel 1 time(s)" in check.hint
+
+
 def test_nothing_lost_names_a_nack_without_requeue_and_no_dead_letter_queue():
     log = crash_start()
     log.ack(2, 2, 1, t=1.1)

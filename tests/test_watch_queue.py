@@ -38,3 +38,25 @@ def test_watch_queue_polls_when_the_node_cannot_run_the_sampler(clean):
     # the backlog as the broker reported it: at most 3 waiting (one in the worker's hands), then none
     assert 1 <= max(ready) <= 3 and ready[-1] == 0 and min(ready) >= 0, samples
     assert lab_threads() == []
+
+
+def test_queue_counts_on_a_broker_without_unacked_counts_answers_at_once(clean):
+    import time
+
+    from workqueue_lab.lessons import harness
+
+    url_broker = Broker(clean.url)  # no management URL, no rabbitmqctl: no unacked count to wait for
+    queue = lab.settings.name("counts_demo")
+    url_broker.remember("queue", queue)
+    with url_broker.channel() as channel:
+        channel.queue_delete(queue=queue)  # a fresh count, whatever an interrupted run left
+        channel.queue_declare(queue=queue)
+        channel.basic_publish(exchange="", routing_key=queue, body=b"Task 1.")
+    assert url_broker.queue_stats(queue).unacked is None
+    started = time.monotonic()
+    try:
+        counts = harness.queue_counts(url_broker, queue, wait_for=(1, 0), within=8.0)
+    finally:
+        url_broker.reset()
+    assert counts == (1, None)
+    assert time.monotonic() - started < 4.0  # not the 8 s a wait for the missing count would take

@@ -218,15 +218,21 @@ def queue_counts(broker: Broker, queue: str, wait_for: tuple[int, int] | None = 
 
     With ``wait_for``, keep asking until the broker reports exactly that or ``within`` seconds have
     passed, then return what it last said: a publish on another connection, or a connection that is
-    closing, takes a moment to reach the queue.
+    closing, takes a moment to reach the queue.  A broker that reports no unacked count (a URL without
+    the management API) is waited on for the ready count alone: waiting for a number it never gives
+    would only cost ``within`` seconds of silence.
     """
     deadline = time.monotonic() + within
     while True:
         stats = broker.queue_stats(queue)
         counts = (stats.ready, stats.unacked)
-        if wait_for is None or counts == tuple(wait_for) or time.monotonic() > deadline:
+        if wait_for is None or time.monotonic() > deadline or _matches(counts, tuple(wait_for)):
             return counts
         time.sleep(0.2)
+
+
+def _matches(counts: tuple[int, int | None], wanted: tuple[int, int]) -> bool:
+    return counts == wanted or (counts[1] is None and counts[0] == wanted[0])
 
 
 def reports_unacked(broker: Broker) -> bool:

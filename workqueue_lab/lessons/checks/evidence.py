@@ -69,6 +69,22 @@ def stray_acks(events: Sequence[ev.Event]) -> list[ev.Event]:
     return strays
 
 
+def acked_before_crash(events: Sequence[ev.Event]) -> list[int]:
+    """Tasks a worker acknowledged and then crashed on: the ack came before the work was finished."""
+    acked: dict[int, set[int | None]] = defaultdict(set)  # per worker, since its last delivery
+    early = set()
+    for e in events:
+        if e.worker is None:
+            continue
+        if e.kind == ev.DELIVER:
+            acked[e.worker].discard(e.task)
+        elif e.kind == ev.ACK:
+            acked[e.worker].add(e.task)
+        elif e.kind == ev.CRASH and e.task in acked[e.worker]:
+            early.add(e.task)
+    return sorted(t for t in early if t is not None)
+
+
 def unknown_tag_closures(events: Sequence[ev.Event]) -> list[ev.Event]:
     """Channel closures in which the broker said an ack named an unknown delivery tag."""
     return [e for e in events if "unknown delivery tag" in e.detail.lower()]
