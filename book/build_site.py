@@ -77,7 +77,7 @@ def _prepare_for_site(nb, key_plot: str | None) -> None:
         tags = cell.metadata.setdefault("tags", [])
         if cell.get("id") == key_plot and KEY_PLOT_TAG not in tags:
             tags.append(KEY_PLOT_TAG)
-        if cell.cell_type == "code" and cell.source.startswith("%%capture solution"):
+        if cell.cell_type == "code" and "= run_solution(" in cell.source:
             tags.append("hide-input")  # the site folds it, as JupyterLab does
 
 

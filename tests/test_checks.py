@@ -8,6 +8,8 @@ consume trial on the real broker, because its hint relies on how RabbitMQ applie
 
 from __future__ import annotations
 
+import types
+
 from workqueue_lab.lessons.checks import FAIL, PASS, Check, nb00, nb01, nb02, nb03, verdict
 from workqueue_lab.record import events as ev
 from workqueue_lab.record.events import Event
@@ -178,13 +180,27 @@ def third_worker_run(prefetch: int = 1, lengths=(5, 1, 2, 3, 3, 3)) -> Log:
 def test_third_worker_passes_on_a_right_prediction_and_wants_one_first():
     events = third_worker_run().events
     right = {1: [1], 2: [2, 4, 6], 3: [3, 5]}
-    assert nb01.check_third_worker(events, predicted=right)
-    unpredicted = nb01.check_third_worker(events)
-    assert not unpredicted and "Write your prediction first" in unpredicted.hint
+    assert nb01.check_third_worker(events, predicted=nb01.lock_prediction(right))
+    for unlocked in (None, nb01.lock_prediction(None), right):  # nothing, an empty lock, a dict never locked
+        unpredicted = nb01.check_third_worker(events, predicted=unlocked)
+        assert not unpredicted and "Write your prediction first" in unpredicted.hint
+
+
+def test_third_worker_refuses_a_prediction_locked_after_the_run_and_one_edited_after_locking():
+    right = {1: [1], 2: [2, 4, 6], 3: [3, 5]}
+    locked = nb01.lock_prediction(right)
+    run = types.SimpleNamespace(events=third_worker_run().events, t0=locked.at - 1.0)  # the run began first
+    late = nb01.check_third_worker(run, predicted=locked)
+    assert not late and "after the run had started" in late.hint
+    wrong = {1: [1, 4], 2: [2, 5], 3: [3, 6]}
+    locked = nb01.lock_prediction(wrong)
+    wrong[1], wrong[2], wrong[3] = [1], [2, 4, 6], [3, 5]  # edited to the answer after locking: no effect
+    assert not nb01.check_third_worker(third_worker_run().events, predicted=locked)
 
 
 def test_third_worker_names_strict_turns_as_the_prefetch_0_rule():
-    check = nb01.check_third_worker(third_worker_run().events, predicted={1: [1, 4], 2: [2, 5], 3: [3, 6]})
+    turns = nb01.lock_prediction({1: [1, 4], 2: [2, 5], 3: [3, 6]})
+    check = nb01.check_third_worker(third_worker_run().events, predicted=turns)
     assert not check and "You predicted task 4 for worker 1; worker 2 did it" in check.hint
     assert "worker 1 was still busy with task(s) [1]" in check.hint
     assert "strict turn-taking, which is what prefetch=0 does" in check.hint
@@ -193,9 +209,10 @@ def test_third_worker_names_strict_turns_as_the_prefetch_0_rule():
 
 def test_third_worker_looks_at_the_tasks_sent_and_the_prefetch():
     lesson = third_worker_run(lengths=(1, 2, 3, 4, 1, 1)).events
-    other = nb01.check_third_worker(lesson, predicted={1: [1], 2: [2, 4, 6], 3: [3, 5]})
+    other = nb01.check_third_worker(lesson, predicted=nb01.lock_prediction({1: [1], 2: [2, 4, 6], 3: [3, 5]}))
     assert not other and "[1, 2, 3, 4, 1, 1]" in other.hint and "THIRD_WORKER_TASKS" in other.hint
-    unlimited = nb01.check_third_worker(third_worker_run(prefetch=0).events, predicted={1: [1]})
+    unlimited = nb01.check_third_worker(third_worker_run(prefetch=0).events,
+                                        predicted=nb01.lock_prediction({1: [1]}))
     assert not unlimited and "prefetch=0" in unlimited.hint and "prefetch=1" in unlimited.hint
 
 

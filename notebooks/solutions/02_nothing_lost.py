@@ -1,5 +1,6 @@
 # Solution to the exercise of 02_acknowledgements.ipynb: survive the crash.
-# Run from the notebook with `%run -i solutions/02_nothing_lost.py` (it uses the notebook's names).
+# The notebook runs it with run_solution(...), in a copy of its names (it uses the notebook's names): the
+# learner's own names stay as they were.
 import workqueue_lab as lab
 from workqueue_lab.lessons import harness
 from workqueue_lab.lessons.checks import nb02

@@ -1,5 +1,6 @@
 # Solution to the exercise of 04_durability.ipynb: a publisher whose tasks survive a restart, and who knows it.
-# Run from the notebook with `%run -i solutions/04_publisher.py` (it uses the notebook's work_broker).
+# The notebook runs it with run_solution(...), in a copy of its names (it uses the notebook's work_broker): the
+# learner's own names stay as they were.
 import pika
 
 from workqueue_lab.lessons.checks import nb04

@@ -1,5 +1,6 @@
 # Solution to the exercise of 05_when_tasks_fail.ipynb: retry three times, then park.
-# Run from the notebook with `%run -i solutions/05_retry_then_park.py` (it uses the notebook's names).
+# The notebook runs it with run_solution(...), in a copy of its names (it uses the notebook's names): the
+# learner's own names stay as they were.
 import pika
 
 import workqueue_lab as lab

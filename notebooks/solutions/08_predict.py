@@ -1,5 +1,6 @@
 # Solution to the exercise of 08_cluster.ipynb: what does a classic queue give back when its node dies?
-# Run from the notebook with `%run -i solutions/08_predict.py` (it uses the notebook's `outage`).
+# The notebook runs it with run_solution(...), in a copy of its names (it uses the notebook's `outage`): the
+# learner's own names stay as they were.
 #
 # While c1 is down: nothing. A classic queue lives on one node, the one whose connection declared it; the
 # other nodes know it exists but hold none of its messages, so they answer 404 NOT_FOUND ("home node is down").

@@ -22,6 +22,7 @@ class RunResult:
     samples: list[tuple[float, int, int | None]] = field(default_factory=list)
     timed_out: bool = False
     queue: str = ""
+    t0: float | None = None  # time.monotonic() at the log's start: event times are relative to it
 
     def tasks_by_worker(self) -> dict[int, list[int]]:
         """Which tasks each worker completed, e.g. {1: [1, 3], 2: [2, 4]}."""

@@ -404,7 +404,7 @@ class Run:
 
     def result(self) -> RunResult:
         return RunResult(self.log.events, self.scenario, {w.worker_id: w.output.text() for w in self.workers},
-                         list(self.samples), self.timed_out, self.queue)
+                         list(self.samples), self.timed_out, self.queue, self.log.t0)
 
 
 class RunDisplay(Protocol):

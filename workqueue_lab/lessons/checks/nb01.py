@@ -17,8 +17,9 @@ from ...engine.scenario import numbered_tasks
 from ...record import events as ev
 from . import evidence
 from .base import Check, events_of, not_a_run, verdict
+from .prediction import Locked, lock
 
-__all__ = ["THIRD_WORKER_TASKS", "round_robin", "first_free", "lengths_sent", "check_round_robin",
+__all__ = ["THIRD_WORKER_TASKS", "round_robin", "first_free", "lengths_sent", "check_round_robin", "lock_prediction",
            "check_third_worker", "tasks_in_output", "check_two_terminals"]
 
 # Exercise 1: six tasks on three workers at prefetch 1.  Lengths chosen so that no two workers are
@@ -82,24 +83,36 @@ def check_round_robin(result: object, workers: int = 3,
     return verdict(name, expected, got, hint)
 
 
-def check_third_worker(result: object, predicted: Mapping[int, Sequence[int]] | None = None) -> Check:
-    """Exercise 1: THIRD_WORKER_TASKS on three workers at prefetch 1, with a prediction made first.
+def lock_prediction(prediction: object) -> Locked:
+    """Exercise 1's prediction, locked before the run: ``{worker: [tasks]}`` as written now."""
+    return lock(prediction)
 
-    Expected is what the first-free rule gives for the tasks that were actually sent; the hint names
-    what differs (no prediction, other tasks, worker count, prefetch, missing acks) or, for a wrong
-    prediction, the first task that went elsewhere and why.
+
+def check_third_worker(result: object, predicted: Locked | None = None) -> Check:
+    """Exercise 1: THIRD_WORKER_TASKS on three workers at prefetch 1, with a prediction locked first.
+
+    ``predicted`` is what ``lock_prediction`` returned, in the cell before the run.  Expected is what
+    the first-free rule gives for the tasks that were actually sent; the hint names what differs (no
+    prediction, one locked after the run, other tasks, worker count, prefetch, missing acks) or, for a
+    wrong prediction, the first task that went elsewhere and why.
     """
     name = "A third worker: who does which task at prefetch 1"
-    guess = evidence.normalise(predicted)
     expected = first_free(lengths_of(THIRD_WORKER_TASKS), 3)
-    if guess is None:
-        return verdict(name, expected="your prediction, written before the run", got="no prediction",
-                       hint="Write your prediction first: my_prediction = {1: [...], 2: [...], 3: [...]}, "
-                            "then run lab.run(...) and this check.")
+    if not isinstance(predicted, Locked) or predicted.empty:
+        said = "no prediction" if predicted is None or getattr(predicted, "empty", False) else repr(predicted)
+        return verdict(name, expected="your prediction, locked before the run", got=said,
+                       hint="Write your prediction first: my_prediction = {1: [...], 2: [...], 3: [...]}, and "
+                            "lock it with locked = nb01.lock_prediction(my_prediction); then run lab.run(...) and "
+                            "this check with predicted=locked.")
+    guess = evidence.normalise(predicted.values[0])
     events = events_of(result)
     if events is None:
         return not_a_run(name, result, "run lab.run(callback, tasks=nb01.THIRD_WORKER_TASKS, workers=3, "
                                        "prefetch=1) and pass its result.")
+    if not predicted.before(getattr(result, "t0", None)):
+        return verdict(name, expected="a prediction locked before the run", got="locked after the run started",
+                       hint="You locked the prediction after the run had started, when its answer could already "
+                            "be seen. Lock it (nb01.lock_prediction), then run lab.run(...) again and check.")
     got = ev.tasks_by_worker(events)
     sent = lengths_sent(events)
     if sent != lengths_of(THIRD_WORKER_TASKS):
