@@ -32,6 +32,12 @@ broker close the connection and requeue the task (redelivered=True to the next w
 worker exits 1.  ``--threaded`` does the work in a thread and sends the ack back to the connection's
 thread with ``connection.add_callback_threadsafe`` (pika's recommended way), so the I/O loop keeps
 running and the heartbeats keep flowing.
+
+A lost connection (the node went away, a missed heartbeat): the worker exits 1 and leaves the
+reconnect to whatever started it (systemd's ``Restart=on-failure``, a container's restart policy),
+which starts a fresh process with a fresh connection.  Its unacked tasks are already back in the
+queue.  Reconnecting inside the process is the other way: a loop around connect-and-consume with a
+back-off (notebook 08 runs one in eighteen lines of plain pika).
 """
 
 from __future__ import annotations
@@ -196,7 +202,7 @@ class TaskWorker:
                     say(f"[*] {name} (at {stamp(at)}): not taking new tasks; {self.in_flight} to finish")
             self.connection.close()
         except pika.exceptions.AMQPConnectionError as error:
-            say(f"[!] Connection lost: {error!r}; unacked tasks go back to the queue; exit 1")
+            say(f"[!] Connection lost: {error!r}; unacked tasks go back to the queue; exit 1 (the supervisor restarts us)")
             return 1
         finally:
             for thread in self.threads:

@@ -50,9 +50,27 @@ def test_the_stub_and_bad_input_say_what_to_write():
     assert not nb08.prediction("1, 3, 5", set(), OUTAGE)
     assert "set of task numbers" in nb08.prediction({1.0}, set(), OUTAGE).hint
     assert "set of task numbers" in nb08.prediction({True}, set(), OUTAGE).hint
-    early = nb08.check_prediction(set(), {1, 3, 5})
+    locked = nb08.lock_prediction(set(), {1, 3, 5})
+    early = nb08.check_prediction(locked)
     assert not early and "kill the node" in early.hint
-    assert nb08.check_prediction(set(), {1, 3, 5}, outage=OUTAGE)
+    assert nb08.check_prediction(locked, outage=OUTAGE)
+
+
+def test_the_check_judges_the_prediction_locked_before_the_kill_only():
+    import dataclasses
+
+    mine = {2}
+    locked = nb08.lock_prediction(set(), mine)
+    mine |= {1, 3, 5}  # edited after locking: the check reads the locked copy
+    assert not nb08.check_prediction(locked, OUTAGE)
+    right = nb08.lock_prediction(set(), {1, 3, 5})
+    killed_before = dataclasses.replace(OUTAGE, killed_at=right.at - 1.0)
+    late = nb08.check_prediction(right, killed_before)
+    assert not late and "after the node was killed" in late.hint
+    assert nb08.check_prediction(right, dataclasses.replace(OUTAGE, killed_at=right.at + 1.0))
+    for nothing in (None, nb08.lock_prediction(None, None)):
+        unlocked = nb08.check_prediction(nothing, OUTAGE)
+        assert not unlocked and "before part 3's kill" in unlocked.hint
 
 
 def test_the_outage_knows_which_tasks_were_persistent():

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .base import Check, verdict
+from .prediction import Locked, lock
 
-__all__ = ["CLASSIC_TASKS", "Outage", "prediction", "check_prediction"]
+__all__ = ["CLASSIC_TASKS", "Outage", "lock_prediction", "prediction", "check_prediction"]
 
 # Task n is persistent (delivery_mode=2) when n is odd, transient (delivery_mode=1) when even.
 CLASSIC_TASKS = {n: n % 2 == 1 for n in range(1, 7)}
@@ -29,6 +30,7 @@ class Outage:
     published: Mapping[int, bool]
     while_down: frozenset[int]
     after_return: frozenset[int]
+    killed_at: float | None = None  # time.monotonic() of the kill: a prediction must be locked before it
 
     @property
     def persistent(self) -> frozenset[int]:
@@ -83,10 +85,24 @@ def prediction(while_down: object, after_return: object, outage: Outage) -> Chec
     return verdict(NAME, expected, got, " ".join(hints))
 
 
-def check_prediction(while_down: object = None, after_return: object = None,
-                     outage: Outage | None = None) -> Check:
-    """What the notebook calls once the outage was observed (``outage``); before that, says what is missing."""
+def lock_prediction(while_down: object, after_return: object) -> Locked:
+    """The two sets as the learner wrote them, locked now, before the kill."""
+    return lock(while_down, after_return)
+
+
+def check_prediction(locked: Locked | None = None, outage: Outage | None = None) -> Check:
+    """What the notebook calls once the outage was observed (``outage``), on the prediction locked before the
+    kill (``lock_prediction``); before that, or for a prediction locked too late, says what is missing."""
     if outage is None:
         return verdict(NAME, got="no outage observed yet",
                        hint="Run the cells that kill the node and start it again first, then check again.")
-    return prediction(while_down, after_return, outage)
+    if not isinstance(locked, Locked) or locked.empty:
+        return verdict(NAME, got="no prediction locked before the kill",
+                       hint="Write your two sets in the exercise cell and run it before part 3's kill: it locks them. "
+                            "Predicting now, with the answer printed above, would prove nothing; run part 3 and 4 "
+                            "again after locking.")
+    if not locked.before(outage.killed_at):
+        return verdict(NAME, got="prediction locked after the kill",
+                       hint="You locked your prediction after the node was killed, when the answer could already "
+                            "be seen. Lock it first, then run part 3 and part 4 again.")
+    return prediction(*locked.values, outage)
