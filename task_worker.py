@@ -202,7 +202,7 @@ class TaskWorker:
                     say(f"[*] {name} (at {stamp(at)}): not taking new tasks; {self.in_flight} to finish")
             self.connection.close()
         except pika.exceptions.AMQPConnectionError as error:
-            say(f"[!] Connection lost: {error!r}; unacked tasks go back to the queue; exit 1 (the supervisor restarts us)")
+            say(f"[!] Connection lost: {error!r}; unacked tasks go back to the queue; exit 1 (a supervisor restarts)")
             return 1
         finally:
             for thread in self.threads:
