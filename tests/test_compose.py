@@ -286,3 +286,34 @@ def test_advanced_config_is_an_erlang_term_with_a_1s_channel_tick(services: dict
     result = run_erl(code, str(mounts[ADVANCED_CONFIG_TARGET]))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.split() == ["true", "1000"], result.stdout
+
+
+def test_a_terminal_program_joins_the_container_a_kernel_started(tmp_path, monkeypatch) -> None:
+    """The testcontainers way: the kernel that started a container leaves its address in the lab's home, and
+    worker.py in a terminal (another process, same user) finds it while that kernel lives and the port answers.
+    No Docker engine here: the address written is the system broker's, which stands in for the container."""
+    import subprocess as sp
+    import sys
+
+    from workqueue_lab.broker import discovery
+
+    monkeypatch.setenv(settings.ENV_HOME, str(tmp_path))
+    for name in (settings.ENV_URL, settings.ENV_BROKER):
+        monkeypatch.delenv(name, raising=False)
+    assert discovery.docker_broker_of_this_user() is None  # no kernel started one
+    kernel = sp.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # stands in for the notebook's kernel
+    try:
+        monkeypatch.setattr(os, "getpid", lambda: kernel.pid)
+        discovery._write_docker_state(settings.LOCAL_URL, "http://guest:guest@127.0.0.1:15672")
+        monkeypatch.undo()
+        monkeypatch.setenv(settings.ENV_HOME, str(tmp_path))
+        assert oct(discovery.docker_state_file().stat().st_mode & 0o777) == "0o600"
+        program = sp.run([sys.executable, "-c", "from workqueue_lab.broker import discovery as d; "
+                          "print(d._locate('docker').url.split('@')[1])"],
+                         env=dict(os.environ, **{settings.ENV_HOME: str(tmp_path)}), capture_output=True, text=True,
+                         timeout=60)
+        assert program.stdout.strip() == "127.0.0.1:5672/%2F", program.stderr
+    finally:
+        kernel.kill()
+        kernel.wait()
+    assert discovery.docker_broker_of_this_user() is None  # that kernel is gone: its container went with it

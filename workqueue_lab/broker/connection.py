@@ -9,8 +9,11 @@ from .address import host_port, is_loopback, mask, vhost
 
 HOW_TO_GET_A_BROKER = (
     "start one with `sudo rabbitmq-server -detached` (Debian/Ubuntu: `sudo apt-get install rabbitmq-server`), "
-    "or run `docker compose up rabbitmq`, or set WORKQUEUE_LAB_URL=amqp://user:pass@host:5672/%2F"
+    "or run `docker compose up rabbitmq` and set WORKQUEUE_LAB_URL=amqp://lab:lab@127.0.0.1:5672/%2F (its user is "
+    "lab), or set WORKQUEUE_LAB_URL=amqp://user:pass@host:5672/%2F"
 )
+COMPOSE_USER = (" (if this is the compose file's broker, its user is 'lab', not 'guest': set "
+                "WORKQUEUE_LAB_URL=amqp://lab:lab@127.0.0.1:5672/%2F)")
 
 
 def explain_connection_error(exc: BaseException, url: str) -> LabError:
@@ -29,7 +32,10 @@ def explain_connection_error(exc: BaseException, url: str) -> LabError:
     if isinstance(inner, socket.gaierror) or "gaierror" in text or "Name or service not known" in text:
         return BrokerUnavailable(f"Cannot resolve host '{host}' in {where}; check the host name.")
     if isinstance(inner, pe.ProbableAuthenticationError) or "ACCESS_REFUSED" in text or "403" in text:
-        hint = "" if is_loopback(host) else " (the guest user only works from localhost)"
+        if not is_loopback(host):
+            hint = " (the guest user only works from localhost)" if user == "guest" else ""
+        else:
+            hint = COMPOSE_USER if user == "guest" else ""
         return LabError(f"RabbitMQ at {host}:{port} refused user '{user}'{hint}; "
                         "check the user name and password in the URL.")
     if "NOT_ALLOWED" in text and "refused" in text:  # the vhost exists, but this user has no permission on it

@@ -3,7 +3,8 @@
 Search order (``find_broker``):
 1. an explicit URL in ``WORKQUEUE_LAB_URL``;
 2. a broker already answering on 127.0.0.1:5672;
-3. a Docker engine: RabbitMQ via testcontainers, image ``settings.RABBITMQ_IMAGE``;
+3. a Docker engine: RabbitMQ via testcontainers, image ``settings.RABBITMQ_IMAGE`` (the kernel that starts
+   it leaves its address in the lab's home, so this user's terminal programs join it while it lives);
 4. ``rabbitmq-server`` installed but not running: a private, non-root node (``WORKQUEUE_LAB_RABBITMQ=4.0``:
    RabbitMQ 4.0 from a chroot the lab builds, as root);
 5. otherwise one message listing the ways to get a broker.
@@ -13,10 +14,12 @@ Search order (``find_broker``):
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import urllib.parse
+from pathlib import Path
 
 from .. import settings
 from ..errors import BrokerUnavailable, LabError
@@ -58,6 +61,8 @@ def _locate(force: str | None) -> Broker:
         return local_broker()
     if force == "local":
         raise BrokerUnavailable(f"No RabbitMQ answers on 127.0.0.1:5672; {HOW_TO_GET_A_BROKER}.")
+    if force in (None, "docker") and (shared := docker_broker_of_this_user()) is not None:
+        return shared  # a terminal's worker.py finds the container a notebook's kernel started
     if force in (None, "docker") and _docker_answers():
         return _from_testcontainers()
     if force == "docker":
@@ -125,4 +130,41 @@ def _from_testcontainers() -> Broker:
     port = int(container.get_exposed_port(5672))
     mport = int(container.get_exposed_port(15672))
     url = f"amqp://guest:guest@{host}:{port}/%2F"
-    return Broker(url, DockerControl(url, container), f"http://guest:guest@{host}:{mport}")
+    mgmt = f"http://guest:guest@{host}:{mport}"
+    _write_docker_state(url, mgmt)
+    return Broker(url, DockerControl(url, container), mgmt)
+
+
+def docker_state_file() -> Path:
+    """Where a kernel that started a RabbitMQ container leaves its address for this user's other programs."""
+    return settings.home() / "docker-broker.json"
+
+
+def _write_docker_state(url: str, mgmt: str) -> None:
+    path = docker_state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)  # the URL holds a password: this user's eyes only
+    path.write_text(json.dumps({"url": url, "mgmt_url": mgmt, "pid": os.getpid()}))
+
+
+def docker_broker_of_this_user() -> Broker | None:
+    """The container a kernel of this user started (testcontainers), while that kernel lives and the broker
+    answers: ``python worker.py`` in a terminal then joins the notebook's broker instead of starting its own."""
+    try:
+        state = json.loads(docker_state_file().read_text())
+        url, mgmt, pid = state["url"], state.get("mgmt_url"), int(state["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not (_alive(pid) and port_open(*host_port(url))):
+        return None  # that kernel is gone, and testcontainers removed its container with it
+    return Broker(url, UrlControl(url), mgmt)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's: not ours to trust, but not gone either
+        return True
+    return True
