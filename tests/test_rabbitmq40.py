@@ -7,8 +7,10 @@ The pure parts (which mirror apt names, why a build is refused) run anywhere; th
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -90,18 +92,26 @@ def test_a_mirror_that_does_not_answer_fails_the_build_in_one_sentence(tmp_path,
 
 
 @needs_root
-def test_a_plain_user_asking_for_40_gets_one_line_and_nothing_is_made(tmp_path):
-    home = tmp_path / "home"
+def test_a_plain_user_asking_for_40_gets_one_line_and_nothing_is_made():
     # Debian's own python3: the venv's interpreter lives under /root, which a plain user cannot enter; starting
     # a node needs nothing but the standard library, so the lab's code imports without the venv's packages.
-    done = subprocess.run(["/usr/bin/python3", "-m", "workqueue_lab", "node", "start", "--rabbitmq", "4.0"],
-                          capture_output=True, text=True, timeout=60, user=65534, group=65534, cwd="/",
-                          env={"PATH": os.environ["PATH"], "HOME": "/tmp", "PYTHONPATH": str(ROOT),
-                               "WORKQUEUE_LAB_HOME": str(home)})
-    assert done.returncode == 1 and done.stdout == "", done
-    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
-    assert done.stderr.startswith("workqueue-lab: RabbitMQ 4.0 runs ") and "root" in done.stderr, done.stderr
-    assert not home.exists()
+    # The code is copied where that user may read it: a clone (CI's, pytest's tmp_path) may sit in a 0700 folder.
+    shared = Path(tempfile.mkdtemp(prefix="wqlab-40-plain-"))
+    try:
+        shared.chmod(0o755)
+        shutil.copytree(ROOT / "workqueue_lab", shared / "workqueue_lab",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        home = shared / "home"
+        done = subprocess.run(["/usr/bin/python3", "-m", "workqueue_lab", "node", "start", "--rabbitmq", "4.0"],
+                              capture_output=True, text=True, timeout=60, user=65534, group=65534, cwd="/",
+                              env={"PATH": os.environ["PATH"], "HOME": "/tmp", "PYTHONPATH": str(shared),
+                                   "PYTHONDONTWRITEBYTECODE": "1", "WORKQUEUE_LAB_HOME": str(home)})
+        assert done.returncode == 1 and done.stdout == "", done
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+        assert done.stderr.startswith("workqueue-lab: RabbitMQ 4.0 runs ") and "root" in done.stderr, done.stderr
+        assert not home.exists()
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 # --- the node -----------------------------------------------------------------------------------------------

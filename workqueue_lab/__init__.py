@@ -64,7 +64,7 @@ def connect(force: str | None = None):
 
 
 def reset() -> list[str]:
-    """Stop running experiments and delete the lab's own queues and exchanges."""
+    """Stop running experiments and delete the lab's own queues and exchanges; returns their names."""
     from .broker.discovery import find_broker
     from .engine.run import stop_all  # imports engine.topology: the course's topologies are registered
 

@@ -65,18 +65,27 @@ def node_pid(ctl: Ctl) -> int | None:
 
 def ack_timeout_program(ms: int, tick_ms: int) -> Program:
     """Set consumer_timeout and channel_tick_interval until the stop flag appears, then put back what is ours."""
+    return settings_program({"consumer_timeout": ms, "channel_tick_interval": tick_ms})
+
+
+def settings_program(values: dict[str, int]) -> Program:
+    """Set ``rabbit`` app env keys to integers until the stop flag appears (or two minutes pass), then put back
+    the old value of each key that still holds ours: a value someone changed meanwhile stays theirs."""
+    for key in values:
+        check_key(key)
+    keys = "[" + ", ".join(values) + "]"
+    ours = "[" + ", ".join(f"{{ok, {int(v)}}}" for v in values.values()) + "]"
+    sets = "".join(f"application:set_env(rabbit, {k}, {int(v)}), " for k, v in values.items())
 
     def program(started_flag: str, stop_flag: str) -> str:
         return (
-            "Keys = [consumer_timeout, channel_tick_interval], "
+            f"Keys = {keys}, "
             "Old = [application:get_env(rabbit, K) || K <- Keys], "
-            f"application:set_env(rabbit, consumer_timeout, {int(ms)}), "
-            f"application:set_env(rabbit, channel_tick_interval, {int(tick_ms)}), "
+            f"{sets}"
             f'file:write_file("{started_flag}", io_lib:format("~p", [Old])), '
             f'Wait = fun W(0) -> ok; W(N) -> case filelib:is_regular("{stop_flag}") of '
             "true -> ok; false -> timer:sleep(50), W(N - 1) end end, Wait(2400), "
-            f"Ours = [{{ok, {int(ms)}}}, {{ok, {int(tick_ms)}}}], "
-            # put back only what is still ours: if someone changed a value meanwhile, theirs stays
+            f"Ours = {ours}, "
             "lists:foreach(fun({K, Mine, Before}) -> case application:get_env(rabbit, K) of "
             "Mine -> case Before of {ok, V} -> application:set_env(rabbit, K, V); "
             "undefined -> application:unset_env(rabbit, K) end; _ -> ok end end, lists:zip3(Keys, Ours, Old)), "

@@ -124,7 +124,7 @@ class Run:
         return WorkerContext(connect=functools.partial(self.broker.connect, heartbeat=30), queue=self.queue,
                              prefetch=self.scenario.prefetch if spec.prefetch is None else spec.prefetch,
                              auto_ack=self.scenario.ack == "auto", task_of_message=self.task_of_message,
-                             sink=self.log)
+                             sink=self.log, confirms=self.scenario.confirms)
 
     def _start_threads(self) -> None:
         for i, spec in enumerate(self.scenario.workers, start=1):

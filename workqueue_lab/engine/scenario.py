@@ -109,6 +109,7 @@ class Scenario:
     persistent: bool = True
     queue_arguments: dict | None = None
     timeout: float = 120.0  # seconds of real time before wait() gives up
+    confirms: bool = False  # the workers' channels in confirm mode: a callback's basic_publish waits for the broker
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))

@@ -41,6 +41,9 @@ class WorkerContext:
     task_of_message: ``(properties, body) -> task id | None`` (see ``producer.TaskIds``).
     sink: where events go (the run's ``EventLog`` for a thread, a pipe for a process).
     arguments: consumer arguments for ``basic_consume`` (e.g. ``x-priority``), None for none.
+    confirms: put the worker's channel in confirm mode (``channel.confirm_delivery()``) before consuming, as a
+    worker that republishes should: its ``basic_publish`` then returns once the broker has the copy, and raises
+    (``UnroutableError`` with ``mandatory=True``, ``NackError``) when the broker could not take it.
     """
 
     connect: Callable[[], pika.BlockingConnection]
@@ -50,6 +53,7 @@ class WorkerContext:
     task_of_message: Callable[[object, bytes], int | None]
     sink: Sink
     arguments: dict | None = None
+    confirms: bool = False
 
 
 class WorkerCrashed(BaseException):
@@ -180,6 +184,8 @@ class Worker:
                     conn = ctx.connect()
                     channel = conn.channel()
                     channel.basic_qos(prefetch_count=ctx.prefetch)
+                    if ctx.confirms:
+                        channel.confirm_delivery()
                     self._deliveries.clear()
                     cancelled = threading.Event()  # RabbitMQ 4.3+ cancels a timed-out consumer (quorum queues)
                     channel.add_on_cancel_callback(lambda frame, flag=cancelled: flag.set())
