@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import settings, versions
@@ -104,14 +105,46 @@ def transient_queues_permitted(broker: Broker) -> bool:
     return not versions.applies("transient_nonexcl_queues_refused", broker.version)
 
 
-def restart(broker: Broker) -> float:
-    """Restart ``broker`` (one ``restartable_broker`` returned); returns how long it took in seconds."""
+def restart(broker: Broker, kill: bool = False) -> float:
+    """Restart ``broker`` (one ``restartable_broker`` returned); returns how long it took in seconds.
+
+    ``kill=True`` ends the node with SIGKILL first, as a crash would: no clean shutdown that could finish
+    writing or tell clients goodbye.  Then it starts again on the same ports and data.
+    """
     if not _ours(broker):
         raise LabError(f"The lab does not restart the {broker.kind} broker at {broker.masked_url}; "
                        "use the broker durability.restartable_broker() returns.")
     started = time.monotonic()
-    broker.restart()  # broker.control.restart(): stop and start the node, same ports, same data
+    if kill:
+        broker.control.kill()  # SIGKILL by PID
+    broker.restart()  # broker.control.restart(): (stop and) start the node, same ports, same data
     return time.monotonic() - started
+
+
+def data_dir(broker: Broker) -> Path | None:
+    """Where the lab's private node keeps its messages (None for a broker that is not the lab's node)."""
+    return getattr(getattr(broker.control, "node", None), "base", None)
+
+
+def sync_seconds(directory: Path, rounds: int = 21) -> float:
+    """The median time the file system under ``directory`` takes to make a small write durable (``os.fsync``):
+    what a confirm for a persistent message waits for, once per message when the publisher waits for each."""
+    import os
+    import statistics
+    import tempfile
+
+    fd, path = tempfile.mkstemp(dir=directory, prefix=".sync-probe-")
+    try:
+        times = []
+        for _ in range(rounds):
+            os.write(fd, b"x" * 512)
+            began = time.perf_counter()
+            os.fsync(fd)
+            times.append(time.perf_counter() - began)
+        return statistics.median(times)
+    finally:
+        os.close(fd)
+        os.unlink(path)
 
 
 def _ours(broker: Broker) -> bool:
@@ -134,8 +167,10 @@ class Outage:
 
 
 @contextlib.contextmanager
-def restart_when(broker: Broker, condition: Callable[[], bool], timeout: float = 60.0) -> Iterator[Outage]:
-    """Restart ``broker`` in a background thread as soon as ``condition()`` is true, while the block runs.
+def restart_when(broker: Broker, condition: Callable[[], bool], timeout: float = 60.0,
+                 kill: bool = False) -> Iterator[Outage]:
+    """Restart ``broker`` in a background thread as soon as ``condition()`` is true, while the block runs
+    (``kill=True``: SIGKILL it first, a crash rather than a clean stop).
 
     The thread talks to no broker connection (it only stops and starts the node's processes), so the
     block's own pika connection stays in its thread.  Leaving the block waits for the restart to end;
@@ -153,7 +188,7 @@ def restart_when(broker: Broker, condition: Callable[[], bool], timeout: float =
             time.sleep(0.002)
         outage.began = time.monotonic()
         try:
-            restart(broker)
+            restart(broker, kill=kill)
         except BaseException as exc:  # handed to the main thread when the block ends
             outage.error = exc
         outage.ended = time.monotonic()
