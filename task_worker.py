@@ -139,14 +139,15 @@ class TaskWorker:
             "To exit press CTRL+C")
 
     def callback(self, ch, method, properties, body) -> None:
-        if self.stop_signal is not None:  # arrived after we decided to stop: give it back untouched
-            ch.basic_reject(delivery_tag=method.delivery_tag, requeue=True)
-            return
         try:
             task = json.loads(body)
         except ValueError:
             task = None
         task_id = task.get("id", "?") if isinstance(task, dict) else "?"
+        if self.stop_signal is not None:  # arrived after we decided to stop: give it back untouched
+            ch.basic_reject(delivery_tag=method.delivery_tag, requeue=True)
+            say(f"[<] Task {task_id} arrived after {self.stop_signal[0]}: handed back (basic_reject requeue=True)")
+            return
         say(f"[>] Task {task_id} received (redelivered={method.redelivered})")
         self.in_flight += 1
         if not self.threaded:

@@ -70,3 +70,30 @@ def test_parse_output_failures_dead_letter_kills_and_heartbeats():
 def test_clock_passing_midnight():
     events = parse_output("00:00:01.000  [>] Task 1 received (redelivered=False)\n", 1, clock_seconds("23:59:59.000"))
     assert events[0].t == 2.0
+
+
+def test_a_task_handed_back_after_the_signal_is_a_delivery_and_a_requeue():
+    text = GRACEFUL.replace("10:00:01.602  [*] Stopped", "10:00:01.601  [<] Task 2 arrived after SIGTERM: handed back "
+                            "(basic_reject requeue=True)\n10:00:01.602  [*] Stopped")
+    handed = [(e.kind, e.task, e.requeue) for e in _events(text) if e.task == 2]
+    assert handed == [(ev.DELIVER, 2, None), (ev.REJECT, 2, True)]
+    assert nb06.check_graceful_stop(_events(text), worker=1, task=1, exit_code=0)  # handing back is right
+
+
+def test_the_untouched_stub_and_a_shutdown_without_basic_cancel_get_their_own_hints():
+    stub = "10:00:00.000  [*] Waiting for tasks on 'task_queue_jobs' (pid 1, your shutdown)\n" \
+           "10:00:00.001  [*] Stopped cleanly; exit 0\n"
+    idle = nb06.check_graceful_stop(_events(stub), worker=1, task=None, exit_code=0)
+    assert not idle and "consume() returned at once" in idle.hint and "process_data_events" in idle.hint
+    uncancelled = GRACEFUL.replace("10:00:01.602  [*] Stopped", "10:00:01.601  [!] consume() returned with the "
+                                   "consumer still registered (no basic_cancel)\n10:00:01.602  [*] Stopped")
+    check = nb06.check_graceful_stop(_events(uncancelled), worker=1, task=1, exit_code=0)
+    assert not check and "channel.basic_cancel(consumer_tag)" in check.hint
+
+
+def test_the_memory_watermark_is_read_back_as_rabbitmqctl_arguments():
+    from workqueue_lab.lessons.alarms import _as_cli_args
+
+    assert _as_cli_args("0.4") == ("0.4",)
+    assert _as_cli_args('{absolute,"256MiB"}') == ("absolute", "256MiB")
+    assert _as_cli_args("{absolute,268435456}") == ("absolute", "268435456")

@@ -24,7 +24,7 @@ from ..record import events as ev
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: task_worker.py and worker.py live here
 
 _LINE = re.compile(r"^(?P<clock>\d\d:\d\d:\d\d\.\d{3})\s+\[(?P<mark>.)\] (?P<text>.*)$")
-_TASK = re.compile(r"^Task (?P<id>\S+) (?P<what>received|done, acked|failed|done but not acked)"
+_TASK = re.compile(r"^Task (?P<id>\S+) (?P<what>received|done, acked|failed|done but not acked|arrived after \w+)"
                    r"(?: \(redelivered=(?P<redelivered>True|False)\))?(?P<rest>.*)$")
 _DEAD = re.compile(r"nack requeue=False -> (?P<into>\S+)$")
 
@@ -86,6 +86,8 @@ def parse_output(text: str, worker: int, origin: float, ended: Ended | None = No
         elif body.startswith("Connection lost"):
             p.end_open(t, ev.TIMEOUT, "the broker closed the connection (missed heartbeats)")
             p.add(t, ev.STOP, detail="connection lost, exit 1")
+        elif body.startswith("consume() returned with the consumer still registered"):
+            p.add(t, ev.STOP, detail="consumer not cancelled")
         elif body.startswith("Stopped cleanly"):
             p.add(t, ev.STOP, detail="finished its task, exit 0")
     if ended is not None and ended.killed_at is not None:
@@ -99,6 +101,10 @@ def _task_line(p: _Parse, t: float, m: re.Match) -> None:
         p.tags += 1
         p.open_[task] = p.tags
         p.out.append(ev.Event(p.t(t), ev.DELIVER, p.worker, task, p.tags, redelivered=m["redelivered"] == "True"))
+    elif what.startswith("arrived after"):  # handed back untouched once the worker decided to stop
+        p.tags += 1
+        p.out.append(ev.Event(p.t(t), ev.DELIVER, p.worker, task, p.tags))
+        p.out.append(ev.Event(p.t(t), ev.REJECT, p.worker, task, p.tags, requeue=True, detail=what))
     elif what == "done, acked":
         p.add(t, ev.ACK, task)
         p.open_.pop(task, None)

@@ -2,7 +2,9 @@
 
 Notebook 06's exercise.  The learner's module defines ``on_signal(signum, frame)`` (installed for
 SIGINT and SIGTERM) and ``consume(connection, channel, consumer_tag)`` (runs the I/O loop until a
-signal asks to stop, then stops consuming and returns).  Everything else is task_worker.py's:
+signal asks to stop, then stops consuming and returns).  The harness's callback has no stop logic of
+its own: a task that reaches it is done, so whether the worker takes new tasks after the signal is
+decided by the learner's code alone.  Everything else is task_worker.py's:
 the same queue, the same JSON tasks and the same printed lines, so the notebook parses them alike.
 """
 
@@ -43,10 +45,7 @@ def main(argv: list[str]) -> int:
                           arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dead})
     channel.basic_qos(prefetch_count=1)
 
-    def callback(ch, method, properties, body):
-        if getattr(learner, "stop_requested", False):  # asked to stop: hand it back untouched
-            ch.basic_reject(delivery_tag=method.delivery_tag, requeue=True)
-            return
+    def callback(ch, method, properties, body):  # no stop logic here: whether a task is taken is the learner's call
         task = json.loads(body)
         _say(f"[>] Task {task['id']} received (redelivered={method.redelivered})")
         time.sleep(task["task"].count(".") * settings.time_scale())
@@ -58,6 +57,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, learner.on_signal)
     _say(f"[*] Waiting for tasks on {jobs!r} (pid {os.getpid()}, your shutdown)")
     learner.consume(connection, channel, tag)
+    if connection.is_open and tag in channel.consumer_tags:  # the broker may still send: nothing cancelled it
+        _say("[!] consume() returned with the consumer still registered (no basic_cancel)")
     if connection.is_open:
         connection.close()
     _say("[*] Stopped cleanly; exit 0")

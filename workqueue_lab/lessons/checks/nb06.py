@@ -15,17 +15,25 @@ def check_graceful_stop(events: list[ev.Event], worker: int, task: int | None, e
     ``events``: the worker's parsed output (``Programs.events()``); ``exit_code``: what the process
     returned (None if it had to be killed because it never stopped).
     """
-    name = "SIGTERM mid-task: finish it, ack it, take nothing new, exit 0"
+    name = "SIGTERM mid-task: finish it, ack it, take nothing new, cancel, exit 0"
     mine = [e for e in events if e.worker == worker]
     acked = [i for i, e in enumerate(mine) if e.kind == ev.ACK and e.task == task]
-    later = [e.task for e in mine[acked[0] + 1:] if e.kind == ev.DELIVER] if acked else []
+    handed_back = {e.task for e in mine if e.kind == ev.REJECT and e.requeue}  # given back untouched: not taken
+    later = [e.task for e in mine[acked[0] + 1:] if e.kind == ev.DELIVER and e.task not in handed_back] if acked else []
     expected = f"task {task} acked by worker {worker}, no task taken after it, exit code 0"
     got = (f"task {task} {'acked' if acked else 'not acked'} by worker {worker}; tasks taken after it: "
            f"{later or 'none'}; exit code {exit_code if exit_code is not None else 'none (it never stopped)'}")
-    return verdict(name, expected, got, _hint(task, acked, later, exit_code))
+    uncancelled = any(e.kind == ev.STOP and e.detail == "consumer not cancelled" for e in mine)
+    stopped_idle = task is None and any(e.kind == ev.STOP for e in mine) and not any(e.kind == ev.DELIVER for e in mine)
+    return verdict(name, expected, got, _hint(task, acked, later, exit_code, uncancelled, stopped_idle))
 
 
-def _hint(task: int | None, acked: list, later: list, exit_code: int | None) -> str:
+def _hint(task: int | None, acked: list, later: list, exit_code: int | None, uncancelled: bool = False,
+          stopped_idle: bool = False) -> str:
+    if stopped_idle:
+        return ("The worker stopped before its first task arrived: consume() returned at once. It must run pika's "
+                "I/O loop (connection.process_data_events(time_limit=...)) again and again until on_signal has "
+                "asked it to stop.")
     if task is None:
         return "The worker was not busy when the signal came: send it a task of a few seconds first."
     if exit_code is None or exit_code < 0:
@@ -44,4 +52,8 @@ def _hint(task: int | None, acked: list, later: list, exit_code: int | None) -> 
                 "channel.basic_cancel(consumer_tag) so the broker sends nothing more.")
     if exit_code != 0:
         return f"The task was acked but the worker exited with code {exit_code}: return normally from consume()."
+    if uncancelled:
+        return ("consume() returned with the consumer still registered: until the connection closed, the broker "
+                "could send it more tasks. Call channel.basic_cancel(consumer_tag) once the flag is set, before "
+                "returning (pika hands back whatever arrived meanwhile).")
     return ""
