@@ -148,12 +148,23 @@ def test_timeline_marks_crash_and_labels_only_marks_present():
 def test_timeline_marks_nacks_dead_letters_and_open_attempts():
     (ax,) = timeline.plot_timeline(nacks_and_dead_letters()).axes
     assert [t.get_text() for t in ax.get_yticklabels()] == ["worker 1", "worker 2", "dead letters"]
-    assert marks(ax) == {"nack-requeue": 1, "nack-drop": 1}
+    assert marks(ax) == {"nack-requeue": 1, "nack-caught": 1}  # task 2 was dead-lettered, not dropped
     assert bars(ax) == {"attempts": 2, "attempts-redelivered": 1, "attempts-open": 1}
     assert [c.get_gid() for c in ax.collections if c.get_gid() == "dead-letter"] == ["dead-letter"]
     assert legend_labels(ax) == ["redelivered", "still open (no ack yet)", "nack/reject → requeued",
-                                 "nack/reject → dropped", "dead-lettered"]
+                                 "nack/reject → dead-lettered (see its lane)", "dead-lettered"]
     assert "not done" in ax.get_title(loc="left")
+
+
+def test_timeline_calls_a_reject_dropped_only_when_no_queue_caught_it_and_marks_it_on_its_own_bar():
+    dropped = [e for e in nacks_and_dead_letters() if e.kind != ev.DEAD_LETTER]
+    dropped.append(E(0.40001, ev.DELIVER, 2, 4, 3))  # task 4 fails at once, right after task 2's bar
+    dropped.append(E(0.40002, ev.REJECT, 2, 4, 3, requeue=False))
+    (ax,) = timeline.plot_timeline(dropped).axes
+    assert marks(ax) == {"nack-requeue": 1, "nack-drop": 2}
+    line = next(li for li in ax.lines if li.get_gid() == "nack-drop")
+    xs = sorted(line.get_xdata())
+    assert xs[1] - xs[0] > 0.005  # task 4's mark sits on a sliver of its own bar, not on task 2's end
 
 
 def test_timeline_without_failures_has_no_marks_and_no_legend():

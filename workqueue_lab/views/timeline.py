@@ -65,6 +65,7 @@ _MOMENT_COLORS = (_CRASH, _TIMEOUT, _INK)
 _LANE_IN = 0.42  # figure height per lane, inches
 _WIDTH_IN = 9.5
 _DENSE = 2000  # above this many bars: no bar outlines (they would turn everything grey, and cost time)
+_MIN_BAR = 0.006  # the shortest bar drawn, as a share of the time axis: wide enough to sit under a mark
 _HATCH_MAX = 300  # above this many redelivered bars: a dark strip instead of hatching (hatching is slow)
 
 _figure_class = None
@@ -242,7 +243,7 @@ def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_ax
                            0 if a.task is None else a.task, a.redelivered, a.end is None) for a in atts],
                          dtype=float)
         start = table[:, 0] - t0
-        end = np.maximum(table[:, 1] - t0, start + span * 0.002)  # a zero-length attempt stays visible
+        end = np.maximum(table[:, 1] - t0, start + span * _MIN_BAR)  # a zero-length attempt stays visible
         y = table[:, 2]
         task = table[:, 3].astype(np.int64)
         redelivered = table[:, 4].astype(bool)
@@ -300,15 +301,27 @@ def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_ax
         ax.add_line(Line2D(x, yv, linestyle="none", zorder=6, gid=gid, **style))
         handles.append(Line2D([], [], linestyle="none", label=label, **style))
 
-    def at_end(kinds, requeue):
-        pts = {(a.end - t0, lanes[a.worker]) for a in atts
-               if a.outcome in kinds and a.end is not None and bool(a.requeue) == requeue}
+    last_arrival: dict[int, float] = {}  # task -> when it last turned up in a dead-letter, retry or parking queue
+    for e in evs:
+        if e.kind in ev.ARRIVALS and e.task is not None:
+            last_arrival[e.task] = max(e.t, last_arrival.get(e.task, e.t))
+
+    def caught(a) -> bool:  # the refused message turned up in one of those queues afterwards
+        return last_arrival.get(a.task, -1.0) >= a.end - 1e-3
+
+    def at_end(kinds, requeue, where=lambda a: True):
+        # at the bar's drawn end: a task that failed at once still has a sliver of bar under its mark
+        pts = {(max(a.end, a.start + span * _MIN_BAR) - t0, lanes[a.worker]) for a in atts
+               if a.outcome in kinds and a.end is not None and bool(a.requeue) == requeue and where(a)}
         return [p[0] for p in pts], [p[1] for p in pts]
 
     x, yv = at_end((ev.NACK, ev.REJECT), True)
     marks(x, yv, "nack-requeue", "nack/reject → requeued", marker="$↩$", markersize=11,
           color=_NACK, markeredgewidth=0.3)
-    x, yv = at_end((ev.NACK, ev.REJECT), False)
+    x, yv = at_end((ev.NACK, ev.REJECT), False, caught)
+    marks(x, yv, "nack-caught", "nack/reject → dead-lettered (see its lane)", marker="x", markersize=8,
+          markeredgewidth=2.2, color=_NACK)
+    x, yv = at_end((ev.NACK, ev.REJECT), False, lambda a: not caught(a))
     marks(x, yv, "nack-drop", "nack/reject → dropped", marker="x", markersize=8,
           markeredgewidth=2.2, color=_NACK)
     for kind, gid, label, style in (
