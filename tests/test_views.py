@@ -378,3 +378,11 @@ def test_views_import_only_events_from_the_lab_and_nothing_heavy_at_import(name)
                         or node.module == "record.state")
             else:
                 assert node.module.split(".")[0] in sys.stdlib_module_names | {"__future__"}
+
+
+def test_a_task_cut_off_by_a_lost_connection_is_marked_not_drawn_as_done():
+    events = [E(0, ev.PUBLISH, task=1), E(0.1, ev.DELIVER, 1, 1, 1), E(0.5, ev.RECONNECT, 1, detail="StreamLostError"),
+              E(1.5, ev.RESTART, 1), E(1.6, ev.DELIVER, 1, 1, 1, redelivered=True), E(2.0, ev.ACK, 1, 1, 1)]
+    (ax,) = timeline.plot_timeline(events).axes
+    assert marks(ax) == {"connection-lost": 1}
+    assert "connection lost → back to the queue" in legend_labels(ax)

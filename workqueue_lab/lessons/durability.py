@@ -216,8 +216,9 @@ def outage(events: Sequence[ev.Event]) -> tuple[float, float] | None:
     return lost, (back if back is not None else max(e.t for e in events))
 
 
-def shade_outage(fig, events: Sequence[ev.Event], label: str = "broker restarting"):
-    """Shade the outage (see ``outage``) on a timeline figure (``plot_timeline``'s); returns the figure."""
+def shade_outage(fig, events: Sequence[ev.Event], label: str = "no worker connected"):
+    """Shade the outage (see ``outage``: from the first lost connection to the first worker consuming again,
+    which is not the whole restart) on a timeline figure (``plot_timeline``'s); returns the figure."""
     gap = outage(events)
     if gap is None:
         return fig

@@ -27,7 +27,8 @@ Marks on the timeline (the legend lists only those present)
 * hatched bar: a redelivered attempt (the label reads ``↻ 3``); past 300 of them, a dark top
   strip instead, because hatching is slow
 * faint bar with a dashed edge: still open at the end of the log (never acked)
-* orange ``↩``: nack/reject with requeue; orange ``x``: nack/reject, dropped
+* orange ``↩``: nack/reject with requeue; orange ``x``: nack/reject, dropped (or dead-lettered, when its
+  task turns up in a dead-letter, retry or parking lane); ``v``: the connection was lost mid-task
 * red ``✕``: the worker crashed; purple diamond: the broker closed the channel
 * squares on the bottom "dead letters" lane: messages that reached a dead-letter queue
 """
@@ -324,6 +325,9 @@ def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_ax
     x, yv = at_end((ev.NACK, ev.REJECT), False, lambda a: not caught(a))
     marks(x, yv, "nack-drop", "nack/reject → dropped", marker="x", markersize=8,
           markeredgewidth=2.2, color=_NACK)
+    x, yv = at_end((ev.RECONNECT,), False)  # cut off mid-task: not done, back in the queue
+    marks(x, yv, "connection-lost", "connection lost → back to the queue", marker="v", markersize=9,
+          color=_TIMEOUT, markeredgecolor="white", markeredgewidth=0.8)
     for kind, gid, label, style in (
         (ev.CRASH, "crash", "worker crashed", dict(marker="X", markersize=11, color=_CRASH,
                                                     markeredgecolor="white", markeredgewidth=0.8)),
