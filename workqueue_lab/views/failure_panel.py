@@ -36,6 +36,7 @@ __all__ = ["FailurePanel", "story_table"]
 TASKS = 4
 WORKERS = 2
 LOOP_LIMIT = 12  # deliveries of one task before a run is stopped as a loop
+LOOPING = "still looping when stopped"  # the end of a task the run stopped in a loop
 
 
 class FailurePanel(RunButton):
@@ -57,9 +58,10 @@ class FailurePanel(RunButton):
         self.retries = W.IntSlider(value=3, min=0, max=5, description="max retries", continuous_update=False,
                                    style=style, tooltip="delayed retry: retries before the parking lot")
         self.retries.add_class("wql-retries")
-        self.poison = W.Checkbox(value=True, description="task 1 fails on every worker (poison)")
+        wide = {"style": {"description_width": "initial"}, "layout": W.Layout(width="auto")}  # whole labels
+        self.poison = W.Checkbox(value=True, description="task 1 fails on every worker (poison)", **wide)
         self.poison.add_class("wql-poison")
-        self.faulty = [W.Checkbox(value=False, description=f"worker {i} fails every task")
+        self.faulty = [W.Checkbox(value=False, description=f"worker {i} fails every task", **wide)
                        for i in range(1, WORKERS + 1)]
         for box in self.faulty:
             box.add_class("wql-faulty")
@@ -125,8 +127,9 @@ class FailurePanel(RunButton):
         self.last_table = story_table(result.events)
         ends = self.last_table.column("end")
         self.status.value = html.escape(
-            f"{handling}: " + ", ".join(f"{ends.count(e)} {e or 'without an end'}" for e in dict.fromkeys(ends))
-            + (" · stopped: a task looped" if "" in ends else ""))
+            f"{handling}: " + ", ".join(f"{ends.count(e)} {e}" for e in dict.fromkeys(ends))
+            + (f" · stopped: a task looped ({LOOP_LIMIT} deliveries; one more may have arrived meanwhile)"
+               if LOOPING in ends else ""))
         detail = f", max retries {self.retries.value}" if handling == "delayed retry" else ""
         fig = plot_timeline(result.events, title=f"on failure: {handling}{detail}")
         buf = io.BytesIO()
@@ -146,5 +149,5 @@ def story_table(events) -> Table:
     from .tables import Table
 
     rows = [{"task": s.task, "attempts": s.attempts, "failed": s.failures, "requeued": s.requeued,
-             "end": s.ended} for s in task_stories(list(events)).values()]
+             "end": s.ended or LOOPING} for s in task_stories(list(events)).values()]
     return Table(rows, caption="per task: how it ended (parked: waits in the parking lot for a person)")
