@@ -50,7 +50,7 @@ def test_queue_counts_on_a_broker_without_unacked_counts_answers_at_once(clean):
     url_broker.remember("queue", queue)
     with url_broker.channel() as channel:
         channel.queue_delete(queue=queue)  # a fresh count, whatever an interrupted run left
-        channel.queue_declare(queue=queue)
+        channel.queue_declare(queue=queue, durable=True)  # RabbitMQ 4.x may refuse a transient one
         channel.basic_publish(exchange="", routing_key=queue, body=b"Task 1.")
     assert url_broker.queue_stats(queue).unacked is None
     started = time.monotonic()
