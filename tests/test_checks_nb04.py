@@ -187,3 +187,60 @@ def test_plot_rates_draws_one_labelled_bar_per_way():
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["transient", "persistent + confirm each"]
     assert [t.get_text() for t in ax.texts] == ["9,000/s", "1,500/s"]
+
+
+# --- the exercise: a publisher that hears "no" (a full reject-publish queue) --------------------------------
+
+TASKS = [f"Task {i}." for i in range(1, 9)]
+
+
+def full(**changes):
+    from workqueue_lab.lessons.full_queue import FullQueueTrial
+
+    fields = dict(tasks=list(TASKS), received=list(TASKS), transient=0, refusals=6,
+                  calls=["confirm_delivery"] + ["basic_publish"] * 14)
+    return FullQueueTrial(**(fields | changes))
+
+
+def test_the_full_queue_check_passes_every_task_once_persistent_and_confirmed():
+    check = nb04.full_queue(full())
+    assert check, check
+
+
+def test_the_full_queue_check_names_each_mistake():
+    silent = nb04.full_queue(full(received=TASKS[:2], refusals=0, calls=["basic_publish"] * 8))
+    assert not silent and "without confirm_delivery()" in silent.hint and "NackError" in silent.hint
+    stops = nb04.full_queue(full(received=TASKS[:2], refusals=1, error="NackError: 0 message(s) NACKed"))
+    assert not stops and "stopped at the first refusal" in stops.hint and "publish the same task again" in stops.hint
+    swallowed = nb04.full_queue(full(received=TASKS[:2]))
+    assert not swallowed and "never published again" in swallowed.hint
+    twice = nb04.full_queue(full(received=TASKS + ["Task 3."]))
+    assert not twice and "arrived twice" in twice.hint
+    transient = nb04.full_queue(full(transient=8))
+    assert not transient and "DeliveryMode.Persistent" in transient.hint
+
+
+def test_check_full_queue_on_the_broker_passes_the_solution_and_names_the_stubs_mistake(clean):
+    import time
+
+    persistent = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent)
+
+    def stub(channel, queue, tasks):
+        for task in tasks:
+            channel.basic_publish(exchange="", routing_key=queue, body=task, properties=persistent)
+
+    def solution(channel, queue, tasks):
+        channel.confirm_delivery()
+        for task in tasks:
+            while True:
+                try:
+                    channel.basic_publish(exchange="", routing_key=queue, body=task, properties=persistent)
+                    break
+                except pika.exceptions.NackError:
+                    time.sleep(0.05)
+
+    lost = nb04.check_full_queue(stub, broker=clean)
+    assert not lost and "vanished" in lost.hint  # the real broker refused silently: reject-publish, no confirms
+    right = nb04.check_full_queue(solution, broker=clean)
+    assert right, right
+    assert "0 refusal(s)" not in right.got  # the queue really was full at times

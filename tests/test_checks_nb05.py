@@ -137,3 +137,51 @@ def test_no_failure_and_no_result_say_what_to_do():
     assert "keep workers=[flaky]" in nb05.check_retry_then_park(no_faults.events).hint
     nothing = nb05.check_retry_then_park(None)
     assert not nothing and nothing.hint.startswith("Nothing to check yet")
+
+
+# --- the back-off exercise: one wait queue per delay, confirmed copies -------------------------------------
+
+
+def backoff(waits=("tasks_wait_1", "tasks_wait_2", "tasks_wait_4"), confirms=True, mandatory=True) -> Log:
+    """Task 1 fails every time (a copy into each wait of ``waits``, then parked), task 2 once, task 3 works."""
+    log = Log()
+    log.add(ev.READY, 1, None, detail="prefetch=1 via=127.0.0.1:5672" + (" confirms=on" if confirms else ""))
+    flag = " mandatory=on" if mandatory else ""
+
+    def failed_then(task: int, into: str, kind: str) -> None:
+        tag = log._deliver(task)
+        log.add(ev.ERROR, 1, task, detail="injected TaskFailed")
+        log.add(ev.RETRY, 1, task, detail=f"p.backoff_exchange -> wait_x{flag}")
+        log.add(ev.ACK, 1, task, tag=tag)
+        log.add(kind, None, task, detail=f"retries=1 into=p.{into}")
+
+    for into in waits:
+        failed_then(1, into, ev.RETRY_WAIT)
+    failed_then(1, "parking_lot", ev.PARKED)
+    failed_then(2, "tasks_wait_1", ev.RETRY_WAIT)
+    return log.ok(2).ok(3)
+
+
+def test_backoff_passes_with_growing_waits_confirms_and_mandatory():
+    check = nb05.check_backoff(backoff().events)
+    assert check, check
+    assert "waited in ['tasks_wait_1', 'tasks_wait_2', 'tasks_wait_4']" in check.got
+
+
+def test_backoff_names_a_constant_delay_and_a_shrinking_one():
+    same = nb05.check_backoff(backoff(waits=("tasks_wait_1",) * 3).events)
+    assert not same and "every retry waited in the same queue" in same.hint and "wait_2" in same.hint
+    shrinking = nb05.check_backoff(backoff(waits=("tasks_wait_4", "tasks_wait_2", "tasks_wait_1")).events)
+    assert not shrinking and "the waits should grow" in shrinking.hint
+
+
+def test_backoff_wants_confirms_and_mandatory_copies():
+    unconfirmed = nb05.check_backoff(backoff(confirms=False).events)
+    assert not unconfirmed and "confirms=True" in unconfirmed.hint
+    optional = nb05.check_backoff(backoff(mandatory=False).events)
+    assert not optional and "mandatory=True" in optional.hint
+
+
+def test_backoff_still_names_the_retry_mistakes():
+    early = nb05.check_backoff(backoff(waits=("tasks_wait_1",)).events)
+    assert not early and "parked after 2 attempts" in early.hint

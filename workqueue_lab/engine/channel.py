@@ -61,7 +61,7 @@ class InstrumentedChannel:
         raw = body.encode() if isinstance(body, str) else body
         task, message_id, handled = self._current
         mid = getattr(properties, "message_id", None)
-        into = f"{exchange or '(default)'} -> {routing_key}"
+        into = f"{exchange or '(default)'} -> {routing_key}" + (" mandatory=on" if mandatory else "")
         if (mid is not None and mid == message_id) or raw == handled:
             self._log.record(ev.RETRY, self._worker, task, detail=into)
         else:

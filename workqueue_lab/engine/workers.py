@@ -192,7 +192,8 @@ class Worker:
                     tag = channel.basic_consume(queue=ctx.queue, on_message_callback=self._on_message,
                                                 auto_ack=ctx.auto_ack, arguments=ctx.arguments)
                     self._log.record(ev.READY if first else ev.RESTART, self.worker_id,
-                                     detail=f"prefetch={ctx.prefetch} via={_address(conn)}")
+                                     detail=f"prefetch={ctx.prefetch} via={_address(conn)}"
+                                            + (" confirms=on" if ctx.confirms else ""))
                     first, backoff = False, 0.2
                     self.ready.set()
                     self._consume(conn, cancelled)

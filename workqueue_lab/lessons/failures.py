@@ -23,8 +23,8 @@ from ..record import events as ev
 if TYPE_CHECKING:
     from ..engine.result import RunResult
 
-__all__ = ["run_until", "settled", "deliveries", "retry_topology", "handling_callback", "topology_for", "HANDLINGS",
-           "WORK", "RETRY", "RETRY_EXCHANGE"]
+__all__ = ["run_until", "settled", "deliveries", "retry_topology", "backoff_topology", "handling_callback",
+           "topology_for", "HANDLINGS", "WORK", "RETRY", "RETRY_EXCHANGE", "BACKOFF_EXCHANGE"]
 
 # The lesson's names (base names: the learner's prefix is added when declared).
 WORK, RETRY, RETRY_EXCHANGE = "tasks", "tasks_retry", "retry_exchange"
@@ -33,6 +33,10 @@ WORK, RETRY, RETRY_EXCHANGE = "tasks", "tasks_retry", "retry_exchange"
 # exchange, the per-message TTL queues of part 6).
 registry.register([WORK, RETRY, "ttl_tasks", "ttl_wait", "ttl_wait_long", "ttl_wait_short"],
                   [RETRY_EXCHANGE, "dlx", "ttl_exchange"])
+# The back-off exercise: one wait queue per delay, fed through one exchange by routing key.
+BACKOFF_EXCHANGE = "backoff_exchange"
+BACKOFF_WAITS = (1, 2, 4)  # the retries wait 1, 2 and 4 times the base delay
+registry.register([f"tasks_wait_{n}" for n in BACKOFF_WAITS], [BACKOFF_EXCHANGE])
 
 
 def retry_topology(ttl_ms: int, parking: bool = True) -> T.Topology:
@@ -51,6 +55,22 @@ def retry_topology(ttl_ms: int, parking: bool = True) -> T.Topology:
         exchanges.append(T.ExchangeSpec(T.PARKING_EXCHANGE))
         bindings.append(T.Binding(T.PARKING_EXCHANGE, T.PARKING_KEY, T.PARKING_KEY))
     return T.Topology(tuple(queues), tuple(exchanges), tuple(bindings))
+
+
+def backoff_topology(base_ms: int) -> T.Topology:
+    """tasks; tasks_wait_1, _2, _4 (TTL 1, 2, 4 x ``base_ms``, each expiring back into tasks), fed by
+    ``backoff_exchange`` with routing keys wait_1, wait_2, wait_4; and the parking lot.
+
+    ``tasks`` is declared as in ``retry_topology`` (a queue's arguments cannot change once it exists)."""
+    queues = [T.QueueSpec(WORK, dead_letter_exchange=RETRY_EXCHANGE, dead_letter_routing_key=WORK)]
+    queues += [T.QueueSpec(f"tasks_wait_{n}", role="retry", message_ttl=base_ms * n, dead_letter_exchange="",
+                           dead_letter_routing_key=WORK) for n in BACKOFF_WAITS]
+    bindings = [T.Binding(BACKOFF_EXCHANGE, f"tasks_wait_{n}", f"wait_{n}") for n in BACKOFF_WAITS]
+    queues.append(T.QueueSpec(T.PARKING_KEY, role="parking"))
+    bindings.append(T.Binding(T.PARKING_EXCHANGE, T.PARKING_KEY, T.PARKING_KEY))
+    exchanges = (T.ExchangeSpec(BACKOFF_EXCHANGE), T.ExchangeSpec(T.PARKING_EXCHANGE),
+                 T.ExchangeSpec(RETRY_EXCHANGE))  # what tasks' arguments name, though no copy goes that way here
+    return T.Topology(tuple(queues), exchanges, tuple(bindings))
 
 
 def deliveries(events: Sequence[ev.Event], task: int | None = None) -> int:

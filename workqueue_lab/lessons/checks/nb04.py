@@ -15,8 +15,9 @@ from .base import Check, verdict
 if TYPE_CHECKING:
     from ...broker.handle import Broker
     from ..durability import PublishTrial
+    from ..full_queue import FullQueueTrial
 
-__all__ = ["publisher", "check_publisher"]
+__all__ = ["publisher", "check_publisher", "full_queue", "check_full_queue"]
 
 NAME = "A publisher whose tasks survive a restart, and who knows it"
 
@@ -87,3 +88,54 @@ def check_publisher(send: Callable, broker: Broker | None = None) -> Check:
     if not callable(send):
         return verdict(NAME, got=type(send).__name__, hint="Pass your function: check_publisher(send).")
     return publisher(try_publish(send, broker or find_broker()))
+
+
+FULL = "A publisher that hears 'no' and publishes again: every task arrives once, persistent"
+
+
+def full_queue(trial: FullQueueTrial) -> Check:
+    """Every task reached the consumer exactly once, persistent, from a publisher in confirm mode."""
+    expected = f"all {len(trial.tasks)} tasks received once each, persistent; confirms on; refusals published again"
+    missing = [t for t in trial.tasks if t not in trial.received]
+    twice = sorted({t for t in trial.received if trial.received.count(t) > 1})
+    got = (f"{len(trial.received)} received for {len(trial.tasks)} tasks; missing: {missing or 'none'}; twice: "
+           f"{twice or 'none'}; {trial.refusals} refusal(s) heard; "
+           f"{'confirms on' if trial.confirmed else 'no confirms'}" + (f"; send() raised {trial.error}" if trial.error
+                                                                        else ""))
+    return verdict(FULL, expected, got, _full_queue_problem(trial, missing, twice))
+
+
+def _full_queue_problem(trial: FullQueueTrial, missing: list[str], twice: list[str]) -> str:
+    if trial.error and "NackError" in trial.error:
+        return ("send() stopped at the first refusal: the queue was full (x-overflow: reject-publish) and the broker "
+                "said no with a basic.nack, which pika raises as NackError. Catch pika.exceptions.NackError, wait a "
+                "moment (time.sleep(0.05): the consumer needs time to make room) and publish the same task again.")
+    if trial.error:
+        return f"send() raised {trial.error}; fix that first. (The queue exists already: do not declare it again.)"
+    if missing and not trial.confirmed:
+        return (f"Tasks {missing} vanished: without confirm_delivery() the full queue's refusals never reach send(), "
+                "so it cannot publish them again. Call channel.confirm_delivery() before the first publish; then "
+                "basic_publish raises NackError when the queue refuses a message.")
+    if missing:
+        return (f"Tasks {missing} were refused and never published again: after a NackError, publish the same task "
+                "again (after a short wait) until basic_publish returns.")
+    if twice:
+        return (f"Tasks {twice} arrived twice: publish again only what was refused (NackError); a basic_publish that "
+                "returned means the broker has the message.")
+    if trial.transient:
+        return (f"{trial.transient} message(s) arrived transient: publish with properties=pika.BasicProperties("
+                "delivery_mode=pika.DeliveryMode.Persistent), so the queue keeps them across a restart.")
+    if not trial.refusals:
+        return ("The queue never refused a task, so the check saw no 'no' to handle: publish all tasks in one go, "
+                "without waiting between them.")
+    return ""
+
+
+def check_full_queue(send: Callable, broker: Broker | None = None) -> Check:
+    """Run the learner's ``send(channel, queue, tasks)`` against a small queue that refuses when full, then judge."""
+    from ...broker.discovery import find_broker
+    from ..full_queue import try_full_queue
+
+    if not callable(send):
+        return verdict(FULL, got=type(send).__name__, hint="Pass your function: check_full_queue(send).")
+    return full_queue(try_full_queue(send, broker or find_broker()))

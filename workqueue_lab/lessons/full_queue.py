@@ -1,0 +1,121 @@
+"""Notebook 04's exercise: a publisher that hears the broker say no, and publishes again.
+
+``try_full_queue`` declares a durable queue that holds at most ``CAPACITY`` messages and refuses more
+(``x-overflow: reject-publish``), drains it from a consumer thread of its own (one message every
+``DRAIN_S`` seconds, on its own connection), and calls the learner's ``send(channel, queue, tasks)``.
+A publisher in confirm mode hears each refusal as a ``NackError``; one that is not never hears it, and the
+refused tasks are gone.  What the consumer received, and how, is the ``FullQueueTrial`` the check judges.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .. import settings
+
+if TYPE_CHECKING:
+    from ..broker.handle import Broker
+
+__all__ = ["CAPACITY", "DRAIN_S", "FullQueueTrial", "try_full_queue", "QUEUE"]
+
+QUEUE = "full_queue_check"
+CAPACITY = 2  # messages the queue holds before it refuses more
+DRAIN_S = 0.05  # the consumer takes one message this often
+
+
+@dataclass
+class FullQueueTrial:
+    """What happened when the learner's ``send`` met a queue that was often full."""
+
+    tasks: list[str]
+    received: list[str] = field(default_factory=list)  # bodies the consumer got, in order
+    transient: int = 0  # of those, how many were not persistent
+    refusals: int = 0  # NackError raised by basic_publish inside send
+    calls: list[str] = field(default_factory=list)  # confirm_delivery / basic_publish / queue_declare, in order
+    error: str | None = None  # what send() raised, in one line
+
+    @property
+    def confirmed(self) -> bool:
+        """confirm_delivery() before the first basic_publish."""
+        calls = self.calls
+        return "confirm_delivery" in calls and (
+            "basic_publish" not in calls or calls.index("confirm_delivery") < calls.index("basic_publish"))
+
+
+class _Recording:
+    """The learner's channel: real pika, with confirm_delivery / basic_publish / queue_declare noted."""
+
+    def __init__(self, channel, trial: FullQueueTrial) -> None:
+        self._channel, self._trial = channel, trial
+
+    def confirm_delivery(self):
+        self._trial.calls.append("confirm_delivery")
+        return self._channel.confirm_delivery()
+
+    def queue_declare(self, *args, **kwargs):
+        self._trial.calls.append("queue_declare")
+        return self._channel.queue_declare(*args, **kwargs)
+
+    def basic_publish(self, exchange, routing_key, body, properties=None, mandatory=False):
+        import pika
+
+        self._trial.calls.append("basic_publish")
+        try:
+            return self._channel.basic_publish(exchange, routing_key, body, properties, mandatory)
+        except pika.exceptions.NackError:
+            self._trial.refusals += 1
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self._channel, name)
+
+
+def try_full_queue(send: Callable, broker: Broker,
+                   tasks: Sequence[str] = tuple(f"Task {i}." for i in range(1, 9))) -> FullQueueTrial:
+    """Run ``send(channel, queue, tasks)`` against the small, draining queue; return what the consumer got."""
+    queue = settings.name(QUEUE)
+    broker.remember("queue", queue)
+    trial = FullQueueTrial(list(tasks))
+    with broker.channel() as ch:
+        ch.queue_delete(queue=queue)
+        ch.queue_declare(queue=queue, durable=True,
+                         arguments={"x-max-length": CAPACITY, "x-overflow": "reject-publish"})
+    stop = threading.Event()
+    drain = threading.Thread(target=_drain, args=(broker, queue, trial, stop),
+                             name="workqueue-lab full-queue drain")
+    drain.start()
+    conn = broker.connect()
+    try:
+        send(_Recording(conn.channel(), trial), queue, list(tasks))
+    except Exception as exc:  # the learner's code: the check reports it in one line
+        trial.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
+        with broker.channel() as ch:  # what is still in the queue drains meanwhile
+            deadline = time.monotonic() + 5 + CAPACITY * DRAIN_S
+            while (ch.queue_declare(queue=queue, passive=True).method.message_count
+                   and time.monotonic() < deadline):
+                time.sleep(DRAIN_S)
+            stop.set()
+            drain.join(10)
+            ch.queue_delete(queue=queue)
+    return trial
+
+
+def _drain(broker: Broker, queue: str, trial: FullQueueTrial, stop: threading.Event) -> None:
+    """The slow consumer: its own connection (pika is not thread-safe), one message per DRAIN_S."""
+    import pika
+
+    with broker.channel() as ch:
+        while not stop.is_set():
+            method, properties, body = ch.basic_get(queue=queue, auto_ack=True)
+            if method is not None:
+                trial.received.append(body.decode())
+                trial.transient += properties.delivery_mode != pika.DeliveryMode.Persistent.value
+            stop.wait(DRAIN_S)
