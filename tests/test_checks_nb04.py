@@ -177,7 +177,7 @@ def test_the_outage_is_shaded_on_the_timeline_from_the_first_publish_on():
     events[-2].redelivered = True
     fig = durability.shade_outage(plot_timeline(events), events)
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.texts if "restarting" in t.get_text()] == ["broker restarting\n6.0 s"]
+    assert [t.get_text() for t in ax.texts if "connected" in t.get_text()] == ["no worker connected\n6.0 s"]
     spans = [p for p in ax.patches if p.get_facecolor()[:3] == pytest.approx((0xd9 / 255,) * 3)]
     assert len(spans) == 1 and spans[0].get_x() == pytest.approx(0.5)  # 1.5 s, counted from the publish at 1.0
 
