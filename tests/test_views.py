@@ -386,3 +386,12 @@ def test_a_task_cut_off_by_a_lost_connection_is_marked_not_drawn_as_done():
     (ax,) = timeline.plot_timeline(events).axes
     assert marks(ax) == {"connection-lost": 1}
     assert "connection lost → back to the queue" in legend_labels(ax)
+
+
+def test_arrival_labels_that_would_overlap_are_left_out():
+    events = [E(0, ev.PUBLISH, task=i) for i in range(1, 7)]
+    events += [E(0.1, ev.DELIVER, 1, 1, 1), E(10.0, ev.ACK, 1, 1, 1)]
+    events += [E(5.0 + 0.001 * i, ev.DEAD_LETTER, task=i) for i in range(2, 7)]  # five arrivals within 5 ms
+    (ax,) = timeline.plot_timeline(events).axes
+    labels = [t.get_text() for t in ax.texts if t.get_text() in {"2", "3", "4", "5", "6"}]
+    assert labels == ["2"]  # one label where five would be drawn over each other

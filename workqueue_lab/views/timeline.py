@@ -344,20 +344,15 @@ def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_ax
         handles.append(Line2D([], [], color=color, linestyle="--", linewidth=1.3, label=label))
 
     for i, (kind, _, legend, marker, gid) in enumerate(arrivals):
-        _draw_arrivals(ax, evs, kind, len(workers) + i, t0, t_end, legend, marker, gid, max_label_tasks, handles)
+        _draw_arrivals(ax, evs, kind, len(workers) + i, t0, t_end, legend, marker, gid, max_label_tasks, handles,
+                       _inches_per_second(ax, span, own_figure, True))
 
     if handles:
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
                   fontsize=9, handlelength=1.6, borderaxespad=0)
     if n and n <= max_label_tasks:
         # Label only bars wide enough to hold their text (text is slow, and clutters when bars are thin).
-        # The axes' final width is known only after layout, so estimate it from the figure.
-        fig_w = ax.figure.get_figwidth()
-        if own_figure:
-            axes_w_in = fig_w - 1.1 - (2.0 if handles else 0.0)
-        else:
-            axes_w_in = ax.get_position().width * fig_w
-        in_per_s = max(axes_w_in, 1.0) / (span * 1.03)
+        in_per_s = _inches_per_second(ax, span, own_figure, bool(handles))
         for i, a in enumerate(atts):
             text = "?" if a.task is None else str(a.task)
             if a.redelivered:
@@ -368,8 +363,18 @@ def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_ax
     return span
 
 
-def _draw_arrivals(ax, evs, kind, y_lane, t0, t_end, legend, marker, gid, max_label_tasks, handles) -> None:
-    """One mark per message that reached this lane's queue; a retry wait also gets a bar until its redelivery."""
+def _inches_per_second(ax, span: float, own_figure: bool, legend: bool) -> float:
+    """How wide one second of the time axis is drawn, in inches.  The axes' final width is known only after
+    layout, so it is estimated from the figure (a legend beside the plot takes about two inches)."""
+    fig_w = ax.figure.get_figwidth()
+    axes_w_in = fig_w - 1.1 - (2.0 if legend else 0.0) if own_figure else ax.get_position().width * fig_w
+    return max(axes_w_in, 1.0) / (span * 1.03)
+
+
+def _draw_arrivals(ax, evs, kind, y_lane, t0, t_end, legend, marker, gid, max_label_tasks, handles,
+                   in_per_s: float = 0.0) -> None:
+    """One mark per message that reached this lane's queue; a retry wait also gets a bar until its redelivery.
+    Task numbers label the marks that have room for them: a label closer than ~0.2 in to the last one is left out."""
     import numpy as np
     from matplotlib.collections import PolyCollection
     from matplotlib.lines import Line2D
@@ -393,10 +398,12 @@ def _draw_arrivals(ax, evs, kind, y_lane, t0, t_end, legend, marker, gid, max_la
     handles.append(Line2D([], [], linestyle="none", marker=marker, markersize=7, color="#bbbbbb",
                           markeredgecolor=_INK, label=legend))
     if len(here) <= max_label_tasks:
-        for e, xi in zip(here, x, strict=True):
-            if e.task is not None:
+        last = None
+        for e, xi in sorted(zip(here, x, strict=True), key=lambda pair: pair[1]):
+            if e.task is not None and (last is None or (xi - last) * in_per_s >= 0.04 + 0.07 * len(str(e.task))):
                 ax.annotate(str(e.task), (xi, y_lane), xytext=(0, 8), textcoords="offset points",
                             ha="center", va="bottom", fontsize=8, color=_INK)
+                last = xi
 
 
 def _next_deliveries(evs: Sequence[ev.Event], arrivals: Sequence[ev.Event]) -> list[float]:
