@@ -395,3 +395,17 @@ def test_arrival_labels_that_would_overlap_are_left_out():
     (ax,) = timeline.plot_timeline(events).axes
     labels = [t.get_text() for t in ax.texts if t.get_text() in {"2", "3", "4", "5", "6"}]
     assert labels == ["2"]  # one label where five would be drawn over each other
+
+
+def test_overlapping_retry_waits_are_drawn_side_by_side():
+    from workqueue_lab.views.timeline import _stack
+
+    assert _stack([0.0, 1.0, 0.5, 3.0], [2.0, 1.5, 4.0, 3.5]) == [0, 2, 1, 0]
+    events = [E(0, ev.PUBLISH, task=1), E(0, ev.PUBLISH, task=2),
+              E(0.1, ev.RETRY_WAIT, task=1), E(0.2, ev.RETRY_WAIT, task=2),  # both wait at once
+              E(3.0, ev.DELIVER, 1, 2, 1), E(3.1, ev.ACK, 1, 2, 1),
+              E(6.0, ev.DELIVER, 1, 1, 2), E(6.1, ev.ACK, 1, 1, 2)]
+    (ax,) = timeline.plot_timeline(events).axes
+    bars = next(c for c in ax.collections if c.get_gid() == "retry-wait-bars")
+    centres = sorted(round(p.vertices[:, 1].mean(), 3) for p in bars.get_paths())
+    assert centres[0] != centres[1]  # one above the other, both visible

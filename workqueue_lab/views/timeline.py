@@ -389,7 +389,11 @@ def _draw_arrivals(ax, evs, kind, y_lane, t0, t_end, legend, marker, gid, max_la
         ends = np.where(np.isnan(ends), t_end, ends) - t0
         faded = colors.copy()
         faded[:, 3] = 0.35
-        coll = PolyCollection(_rects(x, np.maximum(ends, x), np.full(len(x), y_lane), 0.22), closed=True,
+        rows = _stack(x, np.maximum(ends, x))  # overlapping waits side by side, not one hidden behind another
+        n_rows = max(rows, default=0) + 1
+        half = 0.22 if n_rows == 1 else 0.36 / n_rows
+        ys = y_lane - 0.36 + half * (2 * np.array(rows, dtype=float) + 1) if n_rows > 1 else np.full(len(x), y_lane)
+        coll = PolyCollection(_rects(x, np.maximum(ends, x), ys, half * 0.9 if n_rows > 1 else half), closed=True,
                               facecolors=faded, edgecolors=colors, linewidths=0.7, linestyles=":", zorder=2)
         coll.set_gid("retry-wait-bars")
         ax.add_collection(coll, autolim=False)
@@ -404,6 +408,20 @@ def _draw_arrivals(ax, evs, kind, y_lane, t0, t_end, legend, marker, gid, max_la
                 ax.annotate(str(e.task), (xi, y_lane), xytext=(0, 8), textcoords="offset points",
                             ha="center", va="bottom", fontsize=8, color=_INK)
                 last = xi
+
+
+def _stack(starts, ends) -> list[int]:
+    """A row for each interval, the lowest one free at its start (first fit): rows of overlapping intervals differ."""
+    row_ends: list[float] = []
+    rows = [0] * len(starts)
+    for i in sorted(range(len(starts)), key=lambda k: starts[k]):
+        row = next((r for r, end in enumerate(row_ends) if end <= starts[i]), len(row_ends))
+        if row == len(row_ends):
+            row_ends.append(ends[i])
+        else:
+            row_ends[row] = ends[i]
+        rows[i] = row
+    return rows
 
 
 def _next_deliveries(evs: Sequence[ev.Event], arrivals: Sequence[ev.Event]) -> list[float]:
