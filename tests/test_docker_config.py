@@ -53,6 +53,7 @@ def _eval(expr: str) -> str:
 def test_a_node_with_the_compose_files_reports_their_settings(docker_configured_node):
     info = docker_configured_node
     assert _eval("application:get_env(rabbit, channel_tick_interval).") == "{ok,1000}"
+    assert _eval("application:get_env(rabbit, dead_letter_worker_publisher_confirm_timeout).") == "{ok,1000}"
     assert _eval("application:get_env(rabbit, vm_memory_high_watermark).") == '{ok,{absolute,"512MiB"}}'
     assert _eval("vm_memory_monitor:get_memory_limit().") == str(512 * 2**20)  # and the node applies it
     assert _eval("application:get_env(rabbit, default_user).") == '{ok,<<"lab">>}'
