@@ -114,8 +114,9 @@ def _drain(broker: Broker, queue: str, trial: FullQueueTrial, stop: threading.Ev
 
     with broker.channel() as ch:
         while not stop.is_set():
-            method, properties, body = ch.basic_get(queue=queue, auto_ack=True)
+            method, properties, body = ch.basic_get(queue=queue, auto_ack=False)
             if method is not None:
                 trial.received.append(body.decode())
                 trial.transient += properties.delivery_mode != pika.DeliveryMode.Persistent.value
+                ch.basic_ack(delivery_tag=method.delivery_tag)  # noted: now it may go
             stop.wait(DRAIN_S)
