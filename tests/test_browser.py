@@ -306,6 +306,9 @@ def _screen(page) -> str:
 
 
 def _type(page, line: str) -> None:
+    # Keys typed before the terminal's websocket is up are dropped (a run once got "thon worker.py"):
+    # wait until the shell's prompt has reached the screen, then type.
+    _wait_screen(page, lambda t: t.rstrip().endswith(("$", "#")), "the shell's prompt")
     page.locator(".jp-Terminal:visible .xterm-helper-textarea").focus()
     page.keyboard.type(line)
     page.keyboard.press("Enter")
