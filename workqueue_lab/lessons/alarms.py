@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ..errors import LabError
-from .durability import _ours
+from .durability import labs_own
 
 if TYPE_CHECKING:
     from ..broker.handle import Broker
@@ -34,7 +34,7 @@ def memory_alarm_on(broker: Broker) -> bool:
 @contextlib.contextmanager
 def memory_alarm(broker: Broker, timeout: float = 30.0) -> Iterator[bool]:
     """Raise a memory alarm on ``broker`` for the block; yields False (and does nothing) where the lab may not."""
-    if not _ours(broker) or not broker.control.can("ctl"):
+    if not labs_own(broker) or not broker.control.can("ctl"):
         yield False
         return
     old = broker.control.ctl("eval", "vm_memory_monitor:get_vm_memory_high_watermark().").stdout.strip()

@@ -72,7 +72,7 @@ def restartable_broker(broker: Broker | None = None) -> Broker | None:
     from ..broker.discovery import find_broker, private_broker
 
     broker = broker or find_broker()
-    if _ours(broker):
+    if labs_own(broker):
         return broker
     where = f"RabbitMQ at {broker.masked_url} ({broker.kind})"
     if why := private_node.available():
@@ -107,7 +107,7 @@ def transient_queues_permitted(broker: Broker) -> bool:
 
 def restart(broker: Broker) -> float:
     """Restart ``broker`` (one ``restartable_broker`` returned); returns how long it took in seconds."""
-    if not _ours(broker):
+    if not labs_own(broker):
         raise LabError(f"The lab does not restart the {broker.kind} broker at {broker.masked_url}; "
                        "use the broker durability.restartable_broker() returns.")
     started = time.monotonic()
@@ -141,7 +141,7 @@ def sync_seconds(directory: Path, rounds: int = 21) -> float:
         os.unlink(path)
 
 
-def _ours(broker: Broker) -> bool:
+def labs_own(broker: Broker) -> bool:
     """The lab's own private node, which nothing but the lab uses, and which it may therefore restart."""
     # the lab may kill it only if it started it (a private node or its container), and nobody else uses those
     return broker.control.can("kill") and broker.control.can("restart")
