@@ -125,7 +125,10 @@ def _node_status(args: argparse.Namespace) -> int:
     if info is None:
         print("no private node is running")
         return 1
-    print(f"node:       {info.nodename}\npid:        {private_node.pid()}\namqp:       {info.url}\n"
+    from .broker.address import mask
+
+    # masked as everywhere a person reads a URL; `workqueue-lab node url` prints it whole, for programs
+    print(f"node:       {info.nodename}\npid:        {private_node.pid()}\namqp:       {mask(info.url)}\n"
           f"management: {info.mgmt_url}\nbase:       {info.base}\nrabbitmq:   {_release(info.series)}")
     return 0
 

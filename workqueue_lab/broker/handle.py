@@ -291,11 +291,14 @@ class Broker:
 
     def purge(self, queue: str) -> int:
         """Empty one queue (if it exists); returns how many ready messages were removed."""
+        import pika.exceptions
+
         try:
             with self.channel() as ch:
                 return ch.queue_purge(queue=queue).method.message_count
-        except Exception as exc:  # absent or unreachable: there is nothing to purge
-            log.debug("purge %s: %s", queue, exc)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            if exc.reply_code != 404:  # NOT_FOUND: no such queue, so nothing to purge; anything else is news
+                raise
             return 0
 
     def reset(self) -> Deleted:
