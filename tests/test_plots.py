@@ -14,7 +14,7 @@ import numpy as np
 
 from workqueue_lab.record import events as ev
 from workqueue_lab.record.events import Event
-from workqueue_lab.views import sweep, timeline
+from workqueue_lab.views import charts, figure, sweep, timeline
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "plots"
 
@@ -43,7 +43,7 @@ DEPTH = [(0.0, 0, 0), (0.1, 2, 2), (1.2, 1, 2), (2.2, 0, 2), (3.2, 0, 1), (4.2, 
 
 
 def test_queue_depth_draws_ready_and_unacked_where_equal_counts_stay_visible():
-    fig = timeline.plot_queue_depth(DEPTH, title="task_queue while four tasks are worked on")
+    fig = charts.plot_queue_depth(DEPTH, title="task_queue while four tasks are worked on")
     save(fig, "queue-depth")
     top, bottom = fig.axes
     (ready,) = [ln for ln in top.get_lines() if ln.get_gid() == "queue-ready"]
@@ -55,10 +55,10 @@ def test_queue_depth_draws_ready_and_unacked_where_equal_counts_stay_visible():
 
 
 def test_queue_depth_in_one_given_axes_lifts_ready_off_an_equal_unacked():
-    fig = timeline.plot_queue_depth([(0.0, 0, 0)])  # any figure, for its canvas
+    fig = charts.plot_queue_depth([(0.0, 0, 0)])  # any figure, for its canvas
     fig.clear()
     ax = fig.add_subplot()
-    timeline.plot_queue_depth(DEPTH, ax=ax)
+    charts.plot_queue_depth(DEPTH, ax=ax)
     save(fig, "queue-depth-one-axes")
     ready, unacked = (next(ln for ln in ax.get_lines() if ln.get_gid() == gid)
                       for gid in ("queue-ready", "queue-unacked"))
@@ -75,7 +75,7 @@ def legend_inside(fig, ax) -> None:
 
 
 def test_tasks_per_worker_counts_tasks_done_and_keeps_its_legend_on_the_figure():
-    fig = timeline.plot_distribution(one_after_another(4))
+    fig = charts.plot_distribution(one_after_another(4))
     save(fig, "tasks-per-worker")
     (ax,) = fig.axes
     assert ax.get_ylabel() == "tasks done"
@@ -86,7 +86,7 @@ def test_tasks_per_worker_with_failed_deliveries_says_it_counts_deliveries():
     events = one_after_another(4) + [E(4.5, ev.DELIVER, 1, 5, 9), E(4.9, ev.CRASH, 1),
                                      E(5.0, ev.DELIVER, 2, 5, 10, redelivered=True), E(5.5, ev.ACK, 2, 5, 10),
                                      E(0.0, ev.PUBLISH, task=5)]
-    fig = timeline.plot_distribution(sorted(events, key=lambda e: e.t))
+    fig = charts.plot_distribution(sorted(events, key=lambda e: e.t))
     save(fig, "tasks-per-worker-failed")
     (ax,) = fig.axes
     assert ax.get_ylabel() == "deliveries (done or failed)"
@@ -113,10 +113,10 @@ def test_twelve_tasks_get_twelve_colours():
 
 
 def test_forty_tasks_get_forty_colours_and_eight_keep_the_old_palette():
-    pal, _ = timeline._palette(40)
+    pal, _ = figure.palette(40)
     assert len({tuple(np.round(c, 4)) for c in pal}) == 40
-    assert timeline.task_color(9, 12) != timeline.task_color(1, 12)
-    assert timeline.task_color(1, 8) == timeline.task_color(1)  # runs of up to 8 tasks look as before
+    assert figure.task_color(9, 12) != figure.task_color(1, 12)
+    assert figure.task_color(1, 8) == figure.task_color(1)  # runs of up to 8 tasks look as before
 
 
 def label_texts(ax) -> list[str]:
@@ -140,9 +140,24 @@ def test_makespan_and_throughput_labels_use_one_format_each():
 
 def test_queue_depth_without_unacked_counts_says_so_instead_of_failing():
     """A broker that reports no unacked count (a class's URL broker without rabbitmqctl) gives None there."""
-    from workqueue_lab.views.timeline import plot_queue_depth
+    from workqueue_lab.views.charts import plot_queue_depth
 
     fig = plot_queue_depth([(0.0, 1, None), (0.5, 2, None), (1.0, 0, None)])
     texts = [t.get_text() for a in fig.axes for t in a.texts]
     assert any("does not report" in t for t in texts), texts
     assert fig.axes[0].get_ylim()[1] > 2  # the ready counts still set the scale
+
+
+def test_the_scaling_plot_is_a_lab_figure_with_a_panel_per_kind_and_an_ideal_line():
+    from workqueue_lab.lessons import scaling
+
+    result = scaling.Sweep(workers=(1, 2, 4), task_seconds=0.1)
+    for kind in (scaling.SLEEP, scaling.CPU):
+        for mode in ("threads", "processes"):
+            for n in result.workers:
+                result.rates[(kind, mode, n)] = 10.0 * (n if kind == scaling.SLEEP or mode == "processes" else 1)
+    fig = scaling.plot(result, cores=2)
+    assert type(fig).__name__ == "LabFigure" and fig._repr_png_().startswith(b"\x89PNG")  # no pyplot figure
+    assert [ax.get_title() for ax in fig.axes] == ["sleep-bound tasks", "cpu-bound tasks"]
+    ideal = [line for line in fig.axes[0].get_lines() if line.get_label().startswith("ideal")]
+    assert list(ideal[0].get_ydata()) == [10.0, 20.0, 40.0]

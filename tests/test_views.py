@@ -13,10 +13,10 @@ import pytest
 
 from workqueue_lab.record import events as ev
 from workqueue_lab.record.events import Event
-from workqueue_lab.views import progress, tables, timeline
+from workqueue_lab.views import charts, progress, tables, timeline
 
 ROOT = Path(__file__).resolve().parents[1]
-VIEWS = ("timeline", "tables", "progress")
+VIEWS = ("timeline", "charts", "figure", "tables", "progress")
 
 
 def E(t, kind, worker=None, task=None, tag=None, **kw):
@@ -188,7 +188,7 @@ def test_figure_shows_itself_once_as_png_without_pyplot():
     fig = timeline.plot_timeline(crash_and_redelivery())
     assert type(fig).__name__ == "LabFigure" and fig._repr_png_().startswith(b"\x89PNG")
     assert fig._repr_html_() is None  # so JupyterLab shows the PNG, once
-    from workqueue_lab.views.timeline import LabFigure  # what sweep.py imports
+    from workqueue_lab.views.figure import LabFigure  # what every picture of the lab is
 
     assert isinstance(fig, LabFigure)
 
@@ -205,15 +205,15 @@ def test_compare_stacks_runs_on_a_shared_x_axis():
 
 
 def test_distribution_and_queue_depth_draw():
-    fig = timeline.plot_distribution(crash_and_redelivery())
+    fig = charts.plot_distribution(crash_and_redelivery())
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["worker 1", "worker 2"]
     assert [p.get_height() for p in ax.patches[:2]] == [3, 1]  # completed per worker
-    fig = timeline.plot_queue_depth([(0.0, 4, 0), (0.5, 2, 2), (1.0, 0, 1), (1.5, 0, 0)])
+    fig = charts.plot_queue_depth([(0.0, 4, 0), (0.5, 2, 2), (1.0, 0, 1), (1.5, 0, 0)])
     assert [line.get_label() for ax in fig.axes for line in ax.lines] == ["ready (waiting)",
                                                                           "unacked (delivered, no ack yet)"]
-    for fig, says in ((timeline.plot_distribution([]), "no workers yet"),
-                      (timeline.plot_queue_depth([]), "no samples yet")):
+    for fig, says in ((charts.plot_distribution([]), "no workers yet"),
+                      (charts.plot_queue_depth([]), "no samples yet")):
         ax = fig.axes[0]
         assert [t.get_text() for t in ax.texts] == [says] and not ax.patches and not ax.lines
         fig.savefig(io.BytesIO(), format="png")
@@ -358,7 +358,7 @@ def test_run_progress_follows_a_log():
 
 def test_views_do_not_import_pika():
     code = ("import sys\nimport workqueue_lab.views.timeline, workqueue_lab.views.tables, "
-            "workqueue_lab.views.progress\n"
+            "workqueue_lab.views.progress, workqueue_lab.views.charts, workqueue_lab.views.figure\n"
             "print('pika' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -373,9 +373,10 @@ def test_views_import_only_events_from_the_lab_and_nothing_heavy_at_import(name)
             assert all(a.name.split(".")[0] in sys.stdlib_module_names for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                # the record: the events and the state derived from them
+                # the record (the events and the state derived from them), the figure and its colours, and
+                # the timeline's lane names (charts label their time axis as the timeline does)
                 assert (node.module == "record" and [a.name for a in node.names] == ["events"]
-                        or node.module == "record.state")
+                        or node.module in ("record.state", "figure", "timeline")), (name, node.module)
             else:
                 assert node.module.split(".")[0] in sys.stdlib_module_names | {"__future__"}
 

@@ -28,7 +28,8 @@ _NAMES_BY_MODULE = {
     "record.events": ("EventLog", "Event", "attempts", "tasks_by_worker"),
     "record.state": ("task_states", "RunState"),
     "record.model": ("predict",),
-    "views.timeline": ("plot_timeline", "compare", "plot_distribution", "plot_queue_depth"),
+    "views.timeline": ("plot_timeline", "compare"),
+    "views.charts": ("plot_distribution", "plot_queue_depth"),
     "views.tables": ("summary_table", "event_table"),
     "errors": ("LabError",),
 }

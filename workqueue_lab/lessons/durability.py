@@ -255,12 +255,9 @@ def survival_table(before: Mapping[str, int | str | None], after: Mapping[str, i
 
 def plot_rates(rates: Mapping[str, float], title: str | None = None):
     """A bar per way of publishing (messages per second), the number on each bar; returns the Figure."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from ..views.figure import new_figure, tidy_axes
 
-    from ..views.timeline import LabFigure
-
-    fig = LabFigure(figsize=(8.4, 3.2), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(8.4, 3.2)
     ax = fig.add_subplot()
     labels = list(rates)
     values = [rates[k] for k in labels]
@@ -273,9 +270,7 @@ def plot_rates(rates: Mapping[str, float], title: str | None = None):
                     textcoords="offset points", va="center", fontsize=9)
     ax.set_xlim(0, max(values, default=1) * 1.2)
     ax.set_xlabel("messages published per second (higher is faster)")
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.grid(axis="x", color="#e6e6e6", linewidth=0.8)
-    ax.set_axisbelow(True)
+    tidy_axes(ax, grid="x")
     if title:
         ax.set_title(title, loc="left", fontsize=11)
     return fig

@@ -152,11 +152,13 @@ def sweep(workers: tuple[int, ...] = (1, 2, 4, 8), task_seconds: float = 0.1, pe
 
 def plot(result: Sweep, cores: int | None = None):
     """Two panels (sleep-bound, CPU-bound): tasks per second against workers, threads and processes."""
-    import matplotlib.pyplot as plt
+    from ..views.figure import new_figure, tidy_axes
 
     kinds = [k for k in (SLEEP, CPU) if any(key[0] == k for key in result.rates)]
-    fig, axes = plt.subplots(1, len(kinds), figsize=(10, 3.6), squeeze=False)
+    fig = new_figure(10, 3.6)
+    axes = fig.subplots(1, len(kinds), squeeze=False)
     for ax, kind in zip(axes[0], kinds, strict=True):
+        tidy_axes(ax)
         for k, mode, rates in result.rows():
             if k == kind:
                 ax.plot(result.workers, rates, marker="o", label=mode)
@@ -170,6 +172,4 @@ def plot(result: Sweep, cores: int | None = None):
         ax.set_ylabel("tasks per second")
         ax.set_title(f"{kind}-bound tasks")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    plt.close(fig)
     return fig

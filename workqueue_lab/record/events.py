@@ -267,6 +267,18 @@ def tasks_by_worker(events: Iterable[Event], outcome: tuple[str, ...] = SETTLED)
     return dict(sorted(result.items()))
 
 
+def origin(events: Iterable[Event]) -> float:
+    """The time pictures count from: the first publish, else the first event (0.0 for none)."""
+    events = list(events)
+    publish = [e.t for e in events if e.kind == PUBLISH]
+    return min(publish) if publish else min((e.t for e in events), default=0.0)
+
+
+def worker_ids(events: Iterable[Event]) -> list[int]:
+    """The workers that took part, in order (arrivals at a dead-letter, retry or parking queue are no worker's)."""
+    return sorted({e.worker for e in events if e.worker is not None and e.kind not in ARRIVALS})
+
+
 def published(events: Iterable[Event]) -> list[int]:
     return [e.task for e in events if e.kind == PUBLISH and e.task is not None]
 

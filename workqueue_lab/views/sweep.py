@@ -267,14 +267,11 @@ def makespan_by_prefetch(broker: Broker | None = None, prefetch_values: Sequence
 
 def plot_sweeps(*sweeps: Sweep, title: str | None = None):
     """One panel per sweep, prefetch on the x axis (0 = unlimited, drawn last); returns the Figure."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    from .timeline import LabFigure  # a pyplot-free Figure that shows itself once in a notebook
+    from .figure import new_figure, tidy_axes  # a pyplot-free Figure that shows itself once in a notebook
 
     if not sweeps:
         raise LabError("plot_sweeps() needs at least one Sweep, e.g. plot_sweeps(throughput(...)).")
-    fig = LabFigure(figsize=(4.6 * len(sweeps), 3.3), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(4.6 * len(sweeps), 3.3)
     axes = fig.subplots(1, len(sweeps), squeeze=False)[0]
     for ax, sweep in zip(axes, sweeps, strict=True):
         points = sorted(sweep.points, key=lambda p: (p.prefetch == 0, p.prefetch))
@@ -294,9 +291,7 @@ def plot_sweeps(*sweeps: Sweep, title: str | None = None):
         ax.set_ylim(0, max(y) * 1.2)
         better = "higher is better" if sweep.quantity == "throughput" else "lower is better"
         ax.set_title(f"{sweep.quantity.capitalize()} ({better})", loc="left", fontsize=11)
-        ax.spines[["top", "right"]].set_visible(False)
-        ax.grid(axis="y", color="#e6e6e6", linewidth=0.8)
-        ax.set_axisbelow(True)
+        tidy_axes(ax, grid="y")
     if title:
         fig.suptitle(title, x=0.01, ha="left", fontsize=12)
     return fig

@@ -1,24 +1,9 @@
-"""Pictures of a run: who did which task when, how work was shared, how the queue filled up.
+"""The timeline of a run: who did which task when, what failed, and what reached the other queues.
 
-Every function reads only the event log (``workqueue_lab.events``); nothing here
+Every function reads only the event log (``workqueue_lab.record.events``); nothing here
 imports pika or talks to a broker, so the same pictures draw a real run and a
-model's prediction.  matplotlib is imported lazily, inside the functions.
-
-How a figure shows up in a notebook
------------------------------------
-Figures are built with ``matplotlib.figure.Figure`` and a ``FigureCanvasAgg``,
-never with pyplot, so they are not registered in pyplot's global figure list:
-the inline backend does not show them again at the end of the cell, and no
-``plt.close`` is needed.  The returned object is a ``LabFigure`` -- a plain
-``Figure`` subclass that adds ``_repr_png_``.  Returned as the last expression
-of a cell it shows exactly one image, whether or not the inline backend has been
-activated (a bare ``Figure`` would show as ``<Figure size ...>`` text until
-something imports pyplot; once it has, IPython's own PNG printer for figures is
-used instead of ``_repr_png_`` -- still one image).  Save it with ``fig.savefig``.
-Checked by executing notebooks with ipykernel 7.4 / matplotlib 3.11: one PNG per
-cell with and without ``%matplotlib inline``.  Only if you pass a pyplot Axes
-(``ax=``) does pyplot also show that figure at the end of the cell, as it always
-does; end the line with ``;`` then.
+model's prediction.  Figures come from ``views.figure`` (how they show up in a notebook is
+explained there).
 
 Marks on the timeline (the legend lists only those present)
 -----------------------------------------------------------
@@ -35,12 +20,12 @@ Marks on the timeline (the legend lists only those present)
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable, Mapping, Sequence
 
 from ..record import events as ev
+from .figure import CRASH, INK, NACK, TIMEOUT, WIDTH_IN, new_figure, palette, tidy_axes
 
-__all__ = ["plot_timeline", "plot_distribution", "plot_queue_depth", "compare"]
+__all__ = ["plot_timeline", "compare"]
 
 XLABEL = "seconds since the first publish"
 DEAD_LETTER_LANE = "dead letters"
@@ -53,106 +38,17 @@ ARRIVAL_LANES = (
     (ev.PARKED, "parking lot", "parked", "P", "parked"),
 )
 
-# Task colours: Tableau 10 without its red and orange (kept for crash and nack marks), lightened so
-# black labels stay readable.  A run with more tasks gets one hue per task instead (see _palette).
-_TASK_COLORS = ("#4e79a7", "#edc948", "#59a14f", "#b07aa1", "#76b7b2", "#ff9da7", "#9c755f", "#bab0ac")
-_UNKNOWN_TASK = "#dcdcdc"
-_NACK = "#f28e2b"
-_CRASH = "#d62728"
-_TIMEOUT = "#7b3294"
-_INK = "#333333"
-_MOMENT_COLORS = (_CRASH, _TIMEOUT, _INK)
+_MOMENT_COLORS = (CRASH, TIMEOUT, INK)
 
 _LANE_IN = 0.42  # figure height per lane, inches
-_WIDTH_IN = 9.5
 _DENSE = 2000  # above this many bars: no bar outlines (they would turn everything grey, and cost time)
 _MIN_BAR = 0.006  # the shortest bar drawn, as a share of the time axis: wide enough to sit under a mark
 _HATCH_MAX = 300  # above this many redelivered bars: a dark strip instead of hatching (hatching is slow)
-
-_figure_class = None
-
-
-def _new_figure(width: float, height: float):
-    """A pyplot-free figure with an Agg canvas (see the module docstring)."""
-    global _figure_class
-    if _figure_class is None:
-        from matplotlib.figure import Figure
-
-        class LabFigure(Figure):
-            """A matplotlib Figure that shows itself once as a PNG when a notebook cell returns it."""
-
-            def _repr_png_(self) -> bytes:
-                buf = io.BytesIO()
-                self.savefig(buf, format="png", dpi=100)
-                return buf.getvalue()
-
-        LabFigure.__module__ = __name__
-        LabFigure.__qualname__ = "LabFigure"
-        _figure_class = LabFigure
-        globals()["LabFigure"] = LabFigure
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    fig = _figure_class(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def __getattr__(name: str):  # LabFigure is created on first use, so importing stays cheap
-    if name == "LabFigure":
-        _new_figure(1, 1)
-        return _figure_class
-    raise AttributeError(name)
-
-
-def _palette(n_tasks: int = len(_TASK_COLORS)):
-    """(colours, unknown): row ``task - 1`` is task ``task``'s RGBA colour; no two of ``n_tasks`` rows alike.
-
-    Up to 8 tasks: Tableau 10 without red and orange.  More: ``n_tasks`` hues evenly spaced from yellow
-    round to pink (skipping the reds and oranges the crash and nack marks use), handed out in a stride
-    order so consecutive task numbers get far-apart hues, with two alternating shades.
-    """
-    import math
-
-    import numpy as np
-    from matplotlib.colors import hsv_to_rgb, to_rgba_array
-
-    if n_tasks <= len(_TASK_COLORS):
-        base = to_rgba_array(_TASK_COLORS)
-    else:
-        stride = round(n_tasks * 0.382)  # ~ the golden ratio: neighbours land far apart on the hue circle
-        while math.gcd(stride, n_tasks) != 1:
-            stride += 1
-        slot = (np.arange(n_tasks) * stride) % n_tasks
-        hsv = np.empty((n_tasks, 3))
-        hsv[:, 0] = (50 + 270 * slot / (n_tasks - 1)) / 360
-        hsv[:, 1] = np.where(np.arange(n_tasks) % 2, 0.75, 0.55)
-        hsv[:, 2] = np.where(np.arange(n_tasks) % 2, 0.62, 0.85)
-        base = np.ones((n_tasks, 4))
-        base[:, :3] = hsv_to_rgb(hsv)
-    base[:, :3] = base[:, :3] * 0.7 + 0.3  # toward white
-    return base, np.array(to_rgba_array(_UNKNOWN_TASK)[0])
 
 
 def _task_count(evs: Sequence[ev.Event]) -> int:
     """The highest task number in the log: how many colours its tasks need."""
     return max((e.task for e in evs if e.task is not None), default=0)
-
-
-def task_color(task: int | None, n_tasks: int = len(_TASK_COLORS)):
-    """The RGBA colour ``task`` gets on every picture of a run with ``n_tasks`` tasks (each task its own)."""
-    pal, unknown = _palette(n_tasks)
-    return tuple(unknown) if task is None else tuple(pal[(task - 1) % len(pal)])
-
-
-def _origin(evs: Sequence[ev.Event]) -> float:
-    publish = [e.t for e in evs if e.kind == ev.PUBLISH]
-    if publish:
-        return min(publish)
-    return min((e.t for e in evs), default=0.0)
-
-
-def _workers(evs: Sequence[ev.Event]) -> list[int]:
-    return sorted({e.worker for e in evs if e.worker is not None and e.kind not in ev.ARRIVALS})
 
 
 def _arrival_lanes(evs: Sequence[ev.Event]) -> list[tuple[str, str, str, str, str]]:
@@ -162,11 +58,9 @@ def _arrival_lanes(evs: Sequence[ev.Event]) -> list[tuple[str, str, str, str, st
 
 
 def _style_axes(ax) -> None:
-    for side in ("top", "right", "left"):
-        ax.spines[side].set_visible(False)
+    tidy_axes(ax, grid="x")
+    ax.spines["left"].set_visible(False)  # the lanes' labels are enough
     ax.tick_params(axis="y", length=0)
-    ax.grid(axis="x", color="#e6e6e6", linewidth=0.8)
-    ax.set_axisbelow(True)
 
 
 def _status(evs: Sequence[ev.Event], atts: Sequence[ev.Attempt], t0: float) -> str:
@@ -199,9 +93,9 @@ def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_ax
 
     evs = list(events)
     atts = ev.attempts(evs)
-    workers = _workers(evs)
+    workers = ev.worker_ids(evs)
     arrivals = _arrival_lanes(evs)
-    t0 = _origin(evs)
+    t0 = ev.origin(evs)
     t_end = max([e.t for e in evs] + list((moments or {}).values()), default=t0)
     span = max(t_end - t0, 1e-3)
 
@@ -230,7 +124,7 @@ def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_ax
     if label_axis:
         ax.set_xlabel(XLABEL)
     if title:
-        ax.set_title(title, loc="left", fontsize=11, color=_INK)
+        ax.set_title(title, loc="left", fontsize=11, color=INK)
     if not evs:
         ax.text(0.5, 0.5, "no events yet", transform=ax.transAxes, ha="center", va="center", color="#888888")
         return span
@@ -239,7 +133,7 @@ def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_ax
     n = len(atts)
     dense = n > _DENSE
     if n:
-        pal, unknown = _palette(_task_count(evs))
+        pal, unknown = palette(_task_count(evs))
         table = np.array([(a.start, t_end if a.end is None else a.end, lanes[a.worker],
                            0 if a.task is None else a.task, a.redelivered, a.end is None) for a in atts],
                          dtype=float)
@@ -281,10 +175,10 @@ def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_ax
             handles.append(Patch(facecolor="#bbbbbb", edgecolor="#777777", hatch="////", label="redelivered"))
         elif redelivered.any():
             strip = _rects(start[redelivered], end[redelivered], y[redelivered] - 0.28, 0.08)
-            coll = PolyCollection(strip, closed=True, facecolors=_INK, linewidths=0, zorder=3)
+            coll = PolyCollection(strip, closed=True, facecolors=INK, linewidths=0, zorder=3)
             coll.set_gid("redelivered-strip")
             ax.add_collection(coll, autolim=False)
-            handles.append(Patch(facecolor="#bbbbbb", edgecolor=_INK, linewidth=2.5,
+            handles.append(Patch(facecolor="#bbbbbb", edgecolor=INK, linewidth=2.5,
                                  label="redelivered (dark top)"))
         if is_open.any():
             handles.append(Patch(facecolor=(0.6, 0.6, 0.6, 0.35), edgecolor="#666666", linestyle="--",
@@ -318,20 +212,20 @@ def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_ax
 
     x, yv = at_end((ev.NACK, ev.REJECT), True)
     marks(x, yv, "nack-requeue", "nack/reject → requeued", marker="$↩$", markersize=11,
-          color=_NACK, markeredgewidth=0.3)
+          color=NACK, markeredgewidth=0.3)
     x, yv = at_end((ev.NACK, ev.REJECT), False, caught)
     marks(x, yv, "nack-caught", "nack/reject → dead-lettered (see its lane)", marker="x", markersize=8,
-          markeredgewidth=2.2, color=_NACK)
+          markeredgewidth=2.2, color=NACK)
     x, yv = at_end((ev.NACK, ev.REJECT), False, lambda a: not caught(a))
     marks(x, yv, "nack-drop", "nack/reject → dropped", marker="x", markersize=8,
-          markeredgewidth=2.2, color=_NACK)
+          markeredgewidth=2.2, color=NACK)
     x, yv = at_end((ev.RECONNECT,), False)  # cut off mid-task: not done, back in the queue
     marks(x, yv, "connection-lost", "connection lost → back to the queue", marker="v", markersize=9,
-          color=_TIMEOUT, markeredgecolor="white", markeredgewidth=0.8)
+          color=TIMEOUT, markeredgecolor="white", markeredgewidth=0.8)
     for kind, gid, label, style in (
-        (ev.CRASH, "crash", "worker crashed", dict(marker="X", markersize=11, color=_CRASH,
+        (ev.CRASH, "crash", "worker crashed", dict(marker="X", markersize=11, color=CRASH,
                                                     markeredgecolor="white", markeredgewidth=0.8)),
-        (ev.TIMEOUT, "timeout", "channel closed (timeout)", dict(marker="D", markersize=7, color=_TIMEOUT,
+        (ev.TIMEOUT, "timeout", "channel closed (timeout)", dict(marker="D", markersize=7, color=TIMEOUT,
                                                                  markeredgecolor="white",
                                                                  markeredgewidth=0.8)),
     ):
@@ -359,7 +253,7 @@ def _draw_timeline(ax, events, title: str | None, max_label_tasks: int, label_ax
                 text = "↻ " + text
             if (end[i] - start[i]) * in_per_s >= len(text) * 9 * 0.6 / 72 + 0.08:
                 ax.text((start[i] + end[i]) / 2, y[i], text, ha="center", va="center",
-                        fontsize=9, color=_INK, zorder=4, clip_on=True)
+                        fontsize=9, color=INK, zorder=4, clip_on=True)
     return span
 
 
@@ -381,7 +275,7 @@ def _draw_arrivals(ax, evs, kind, y_lane, t0, t_end, legend, marker, gid, max_la
 
     here = [e for e in evs if e.kind == kind]
     x = np.array([e.t - t0 for e in here])
-    pal, unknown = _palette(_task_count(evs))
+    pal, unknown = palette(_task_count(evs))
     colors = np.array([unknown if e.task is None else pal[(e.task - 1) % len(pal)] for e in here])
     colors[:, :3] *= 0.85
     if kind == ev.RETRY_WAIT:
@@ -397,16 +291,16 @@ def _draw_arrivals(ax, evs, kind, y_lane, t0, t_end, legend, marker, gid, max_la
                               facecolors=faded, edgecolors=colors, linewidths=0.7, linestyles=":", zorder=2)
         coll.set_gid("retry-wait-bars")
         ax.add_collection(coll, autolim=False)
-    ax.scatter(x, np.full(len(x), y_lane), marker=marker, s=60, c=colors, edgecolors=_INK,
+    ax.scatter(x, np.full(len(x), y_lane), marker=marker, s=60, c=colors, edgecolors=INK,
                linewidths=0.8, zorder=5, gid=gid)
     handles.append(Line2D([], [], linestyle="none", marker=marker, markersize=7, color="#bbbbbb",
-                          markeredgecolor=_INK, label=legend))
+                          markeredgecolor=INK, label=legend))
     if len(here) <= max_label_tasks:
         last = None
         for e, xi in sorted(zip(here, x, strict=True), key=lambda pair: pair[1]):
             if e.task is not None and (last is None or (xi - last) * in_per_s >= 0.04 + 0.07 * len(str(e.task))):
                 ax.annotate(str(e.task), (xi, y_lane), xytext=(0, 8), textcoords="offset points",
-                            ha="center", va="bottom", fontsize=8, color=_INK)
+                            ha="center", va="bottom", fontsize=8, color=INK)
                 last = xi
 
 
@@ -470,8 +364,8 @@ def plot_timeline(events: Iterable[ev.Event], ax=None, title: str | None = None,
     evs = list(events)
     own = ax is None
     if own:
-        n_lanes = len(_workers(evs)) + len(_arrival_lanes(evs))
-        fig = _new_figure(_WIDTH_IN, _height(n_lanes))
+        n_lanes = len(ev.worker_ids(evs)) + len(_arrival_lanes(evs))
+        fig = new_figure(WIDTH_IN, _height(n_lanes))
         ax = fig.add_subplot()
     _draw_timeline(ax, evs, title, max_label_tasks, own_figure=own, lane_labels=lane_labels, moments=moments)
     return ax.figure
@@ -485,9 +379,9 @@ def compare(runs: dict[str, Iterable[ev.Event]], max_label_tasks: int = 40, titl
     if not runs:
         raise ValueError("compare() needs at least one run, e.g. compare({'prefetch 1': events})")
     data = {key: list(events) for key, events in runs.items()}
-    lanes = [max(len(_workers(e)) + len(_arrival_lanes(e)), 1) for e in data.values()]
+    lanes = [max(len(ev.worker_ids(e)) + len(_arrival_lanes(e)), 1) for e in data.values()]
     height = min(sum(0.75 + _LANE_IN * n for n in lanes) + 0.6, 14.0)
-    fig = _new_figure(_WIDTH_IN, height)
+    fig = new_figure(WIDTH_IN, height)
     axes = fig.subplots(len(data), 1, sharex=True, squeeze=False,
                         height_ratios=[n + 1.2 for n in lanes])[:, 0]
     spans = []
@@ -499,129 +393,7 @@ def compare(runs: dict[str, Iterable[ev.Event]], max_label_tasks: int = 40, titl
     longest = max(spans)
     axes[0].set_xlim(-0.01 * longest, longest * 1.02)
     if title:
-        fig.suptitle(title, x=0.01, ha="left", fontsize=12, color=_INK)
+        fig.suptitle(title, x=0.01, ha="left", fontsize=12, color=INK)
     return fig
 
 
-def plot_distribution(events: Iterable[ev.Event], ax=None, title: str | None = "Tasks per worker"):
-    """Tasks completed per worker, failed and still-open attempts stacked on top; returns the Figure.
-
-    A dashed line marks an even share of the completed tasks, so uneven dispatch shows at a glance.
-    """
-    import numpy as np
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    evs = list(events)
-    atts = ev.attempts(evs)
-    workers = _workers(evs)
-    if ax is None:
-        fig = _new_figure(min(3.2 + 0.85 * max(len(workers), 2), _WIDTH_IN + 1), 3.8)
-        ax = fig.add_subplot()
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.grid(axis="y", color="#e6e6e6", linewidth=0.8)
-    ax.set_axisbelow(True)
-    if title:
-        ax.set_title(title, loc="left", fontsize=11, color=_INK)
-    if not workers:
-        ax.text(0.5, 0.5, "no workers yet", transform=ax.transAxes, ha="center", va="center", color="#888888")
-        return ax.figure
-
-    def count(w, kinds):
-        return sum(1 for a in atts if a.worker == w and a.outcome in kinds)
-
-    x = np.arange(len(workers))
-    segments = [  # (counts, label, style)
-        ([count(w, ev.SETTLED) for w in workers], "completed", dict(facecolor="#4c78a8")),
-        ([count(w, (ev.NACK, ev.REJECT)) for w in workers], "nacked / rejected", dict(facecolor=_NACK)),
-        ([count(w, (ev.CRASH, ev.TIMEOUT)) for w in workers], "lost in a crash / timeout",
-         dict(facecolor=_CRASH, hatch="//", edgecolor="white", linewidth=0)),
-        ([count(w, ("open",)) for w in workers], "still open (no ack yet)",
-         dict(facecolor="#d9d9d9", edgecolor="#888888", linestyle="--", linewidth=1)),
-    ]
-    bottom = np.zeros(len(workers))
-    handles = []
-    for counts, label, style in segments:
-        counts = np.array(counts)
-        if counts.any() or label == "completed":
-            ax.bar(x, counts, bottom=bottom, width=0.62, **style)
-            handles.append(Patch(label=label, **style))
-            bottom = bottom + counts
-    done = np.array(segments[0][0])
-    redelivered = [sum(1 for a in atts if a.worker == w and a.redelivered) for w in workers]
-    if done.sum():
-        share = done.sum() / len(workers)
-        ax.axhline(share, color="#777777", linestyle="--", linewidth=1, zorder=3)
-        handles.append(Line2D([], [], color="#777777", linestyle="--", linewidth=1,
-                              label=f"even share ({share:.3g})"))
-    if len(workers) <= 16:
-        for xi, d, top, r in zip(x, done, bottom, redelivered, strict=True):
-            text = f"{d} done" + (f"\n↻ {r} redelivered" if r else "")
-            ax.annotate(text, (xi, top), xytext=(0, 3), textcoords="offset points", ha="center",
-                        va="bottom", fontsize=8, color=_INK)
-    ax.set_xticks(x, [f"worker {w}" for w in workers])
-    # What the bars count: tasks done, and when some deliveries failed, those too (one per delivery).
-    ax.set_ylabel("tasks done" if bottom.sum() == done.sum() else "deliveries (done or failed)")
-    ax.set_ylim(0, max(bottom.max(), 1) * 1.25)
-    ax.yaxis.get_major_locator().set_params(integer=True)
-    # Under the plot, centred on it: beside it, the legend pushed the bars into the left half of the figure.
-    ax.legend(handles=handles, frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12),
-              ncols=min(len(handles), 2), borderaxespad=0, columnspacing=1.2)
-    return ax.figure
-
-
-def plot_queue_depth(samples: Sequence[tuple[float, int, int]], ax=None,
-                     events: Iterable[ev.Event] | None = None, title: str | None = "Messages in the queue"):
-    """Ready and unacknowledged message counts over time; returns the Figure.
-
-    ``samples`` is a list of ``(t, ready, unacked)``.  Times are shown from the
-    first sample, or from the first publish when the run's ``events`` are given
-    (the samples must then use the event log's clock), so the picture lines up
-    with the timeline.  On its own figure the two counts get a panel each, one above
-    the other on a shared time axis, so equal counts (2 ready, 2 unacked) stay two
-    visible lines; drawn into a given ``ax`` they share it, ready drawn a little above.
-    """
-    import numpy as np
-
-    if ax is None:
-        fig = _new_figure(_WIDTH_IN, 3.6)
-        axes = list(fig.subplots(2, 1, sharex=True))
-    else:
-        axes = [ax]
-    for a in axes:
-        a.spines[["top", "right"]].set_visible(False)
-        a.grid(color="#e6e6e6", linewidth=0.8)
-        a.set_axisbelow(True)
-    if title:
-        axes[0].set_title(title, loc="left", fontsize=11, color=_INK)
-    if not samples:
-        axes[0].set_ylabel("messages")
-        axes[0].text(0.5, 0.5, "no samples yet", transform=axes[0].transAxes, ha="center", va="center",
-                     color="#888888")
-        return axes[0].figure
-    data = np.array(sorted(samples), dtype=float)
-    t0 = _origin(list(events)) if events is not None else data[0, 0]
-    axes[-1].set_xlabel(XLABEL if events is not None else "seconds since the first sample")
-    t = data[:, 0] - t0
-    known = data[:, 1:][~np.isnan(data[:, 1:])]  # unacked is None (NaN) where the broker does not report it
-    top = max(known.max() if known.size else 0, 1) * 1.15
-    lines = (("ready (waiting)", data[:, 1], "#4c78a8", "queue-ready"),
-             ("unacked (delivered, no ack yet)", data[:, 2], _NACK, "queue-unacked"))
-    for i, (label, y, color, gid) in enumerate(lines):
-        a = axes[i] if len(axes) == 2 else axes[0]
-        if len(axes) == 1 and i == 0:
-            y = y + top * 0.015  # one axes: lift ready a hair so it cannot hide under an equal unacked
-        if np.isnan(y).all():
-            a.text(0.5, 0.5, f"{label.split(' (')[0]}: this broker does not report it", transform=a.transAxes,
-                   ha="center", va="center", color="#888888")
-        a.plot(t, y, drawstyle="steps-post", color=color, linewidth=2, label=label, gid=gid)
-        a.fill_between(t, y, step="post", color=color, alpha=0.15, linewidth=0)
-        a.set_ylim(0, top)
-        a.yaxis.get_major_locator().set_params(integer=True)
-        if len(axes) == 2:
-            a.set_ylabel(label.split(" (")[0], color=color, fontweight="bold")
-            a.text(1.0, 1.0, label, transform=a.transAxes, ha="right", va="bottom", fontsize=9, color=color)
-    if len(axes) == 1:
-        axes[0].set_ylabel("messages")
-        axes[0].legend(frameon=False, fontsize=9, loc="upper right")
-    return axes[0].figure
