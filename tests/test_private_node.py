@@ -168,6 +168,9 @@ def test_second_start_reuses_the_node(node):
     res = _cli("start", "--background")
     assert res.returncode == 0 and "is running" in res.stdout
     assert private_node.pid() == pid
+    res = _cli("status")  # for a person: the password masked, as everywhere (`node url` is for programs)
+    assert res.returncode == 0 and f"guest:***@127.0.0.1:{node.amqp_port}" in res.stdout
+    assert "guest:guest@" not in res.stdout
 
 
 def test_listeners_are_on_loopback_only(node):
