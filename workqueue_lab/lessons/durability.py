@@ -105,13 +105,19 @@ def transient_queues_permitted(broker: Broker) -> bool:
     return not versions.applies("transient_nonexcl_queues_refused", broker.version)
 
 
-def restart(broker: Broker) -> float:
-    """Restart ``broker`` (one ``restartable_broker`` returned); returns how long it took in seconds."""
+def restart(broker: Broker, kill: bool = False) -> float:
+    """Restart ``broker`` (one ``restartable_broker`` returned); returns how long it took in seconds.
+
+    ``kill=True`` ends the node with SIGKILL first, as a crash would: no clean shutdown that finishes its
+    writes or closes its connections.  Then it starts again on the same ports and data.
+    """
     if not labs_own(broker):
         raise LabError(f"The lab does not restart the {broker.kind} broker at {broker.masked_url}; "
                        "use the broker durability.restartable_broker() returns.")
     started = time.monotonic()
-    broker.restart()  # broker.control.restart(): stop and start the node, same ports, same data
+    if kill:
+        broker.control.kill()  # SIGKILL by PID
+    broker.restart()  # broker.control.restart(): (stop and) start the node, same ports, same data
     return time.monotonic() - started
 
 
@@ -161,8 +167,10 @@ class Outage:
 
 
 @contextlib.contextmanager
-def restart_when(broker: Broker, condition: Callable[[], bool], timeout: float = 60.0) -> Iterator[Outage]:
-    """Restart ``broker`` in a background thread as soon as ``condition()`` is true, while the block runs.
+def restart_when(broker: Broker, condition: Callable[[], bool], timeout: float = 60.0,
+                 kill: bool = False) -> Iterator[Outage]:
+    """Restart ``broker`` in a background thread as soon as ``condition()`` is true, while the block runs
+    (``kill=True``: SIGKILL it first, a crash rather than a clean stop).
 
     The thread talks to no broker connection (it only stops and starts the node's processes), so the
     block's own pika connection stays in its thread.  Leaving the block waits for the restart to end;
@@ -180,7 +188,7 @@ def restart_when(broker: Broker, condition: Callable[[], bool], timeout: float =
             time.sleep(0.002)
         outage.began = time.monotonic()
         try:
-            restart(broker)
+            restart(broker, kill=kill)
         except BaseException as exc:  # handed to the main thread when the block ends
             outage.error = exc
         outage.ended = time.monotonic()
