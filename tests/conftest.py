@@ -37,3 +37,9 @@ def clean(broker):
     yield broker
     lab.reset()
     assert lab.live_threads() == 0
+
+
+@pytest.fixture
+def fast(monkeypatch):
+    """The tests' time scale (0.05), even where the caller's environment chose another."""
+    monkeypatch.setenv("WORKQUEUE_LAB_TIME_SCALE", "0.05")

@@ -6,8 +6,8 @@ import os
 
 from helpers import lab_threads
 
+from workqueue_lab.experiments.failure_panel import LOOP_LIMIT, TASKS, FailurePanel
 from workqueue_lab.lessons import failures
-from workqueue_lab.views.failure_panel import LOOP_LIMIT, TASKS, FailurePanel
 
 PREFIX = os.environ["WORKQUEUE_LAB_PREFIX"]
 

@@ -4,18 +4,12 @@ fills the queue itself), said once, wrapped at words, when a stranger's messages
 from __future__ import annotations
 
 import pika
-import pytest
 
 import workqueue_lab as lab
 from workqueue_lab import settings
 from workqueue_lab.engine.run import NOTE_WIDTH
 from workqueue_lab.engine.topology import TASK_QUEUE
-from workqueue_lab.views import sweep
-
-
-@pytest.fixture
-def fast(monkeypatch):
-    monkeypatch.setenv("WORKQUEUE_LAB_TIME_SCALE", "0.05")
+from workqueue_lab.experiments import sweep
 
 
 def ack(ch, method, properties, body):

@@ -18,13 +18,8 @@ from PIL import Image
 
 import workqueue_lab as lab
 from workqueue_lab.engine.result import RunResult
+from workqueue_lab.experiments import panel as lab_panel
 from workqueue_lab.record import events as ev
-from workqueue_lab.views import panel as lab_panel
-
-
-@pytest.fixture
-def fast(monkeypatch):
-    monkeypatch.setenv("WORKQUEUE_LAB_TIME_SCALE", "0.05")
 
 
 def test_importing_the_lab_does_not_load_ipywidgets():

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from workqueue_lab.experiments import sweep
 from workqueue_lab.record import events as ev
 from workqueue_lab.record.events import Event
-from workqueue_lab.views import charts, figure, sweep, timeline
+from workqueue_lab.views import charts, figure, timeline
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "plots"
 

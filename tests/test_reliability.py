@@ -250,7 +250,7 @@ def _my_connections(port: int) -> int:
 
 
 def test_every_entry_point_three_times_leaves_no_threads_and_no_connections(fresh, record_property):
-    from workqueue_lab.views.panel import Panel
+    from workqueue_lab.experiments.panel import Panel
 
     broker = fresh
     # no management URL: connection_count() asks rabbitmqctl (the management API's list lags by up to 5 s)

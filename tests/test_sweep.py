@@ -7,12 +7,7 @@ import math
 import pytest
 
 import workqueue_lab as lab
-from workqueue_lab.views import sweep
-
-
-@pytest.fixture
-def fast(monkeypatch):
-    monkeypatch.setenv("WORKQUEUE_LAB_TIME_SCALE", "0.05")
+from workqueue_lab.experiments import sweep
 
 
 def test_throughput_measures_every_value_and_every_message(clean, fast):

@@ -42,8 +42,8 @@ __all__ = [*_EXPORTS, "connect", "reset"]
 _SUBMODULES = {"settings": "settings", "errors": "errors", "events": "record.events", "model": "record.model",
                "broker": "broker", "node": "broker.node", "scenario": "engine.scenario",
                "topology": "engine.topology",
-               "timeline": "views.timeline", "tables": "views.tables", "panel": "views.panel", "sweep": "views.sweep",
-               "versions": "versions"}
+               "timeline": "views.timeline", "tables": "views.tables",
+               "panel": "experiments.panel", "sweep": "experiments.sweep", "versions": "versions"}
 
 
 def __getattr__(name: str):

@@ -232,8 +232,8 @@ class Panel(RunButton):
             self.table.value = f'<div style="opacity:{STALE_OPACITY}">{self._table_html}</div>'
 
     def _show(self, result: RunResult) -> None:
-        from .tables import summary_table
-        from .timeline import plot_timeline
+        from ..views.tables import summary_table
+        from ..views.timeline import plot_timeline
 
         events = result.events
         self.progress.value = len(result.completed)

@@ -1,6 +1,6 @@
 """A panel for notebook 05: choose how a failing task is handled, break workers, press Run, see the walk.
 
-    from workqueue_lab.views.failure_panel import FailurePanel
+    from workqueue_lab.experiments.failure_panel import FailurePanel
     panel = FailurePanel()
     panel                       # the controls; "Run" runs a real experiment
     result = panel.run()        # the same from code
@@ -11,7 +11,7 @@ lot (delayed retry), a poison task that fails on every worker, and a fault toggl
 callback of ``lessons.failures.handling_callback`` in worker threads until every task has an end (acked,
 dead-lettered or parked) or a task loops, and draws the timeline and a per-task table.
 
-Only this module (and ``views.panel``) imports ipywidgets; ``import workqueue_lab`` does not load it.
+Only this module (and ``experiments.panel``) imports ipywidgets; ``import workqueue_lab`` does not load it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from .panel import RunButton
 if TYPE_CHECKING:
     from ..broker.handle import Broker
     from ..engine.result import RunResult
-    from .tables import Table
+    from ..views.tables import Table
 
 __all__ = ["FailurePanel", "story_table"]
 
@@ -122,7 +122,7 @@ class FailurePanel(RunButton):
         return result
 
     def _show(self, result: RunResult, handling: str) -> None:
-        from .timeline import plot_timeline
+        from ..views.timeline import plot_timeline
 
         self.last_table = story_table(result.events)
         ends = self.last_table.column("end")
@@ -146,7 +146,7 @@ class FailurePanel(RunButton):
 def story_table(events) -> Table:
     """One row per task: attempts, failures, copies sent to wait or park, and how it ended."""
     from ..lessons.checks.nb05 import task_stories
-    from .tables import Table
+    from ..views.tables import Table
 
     rows = [{"task": s.task, "attempts": s.attempts, "failed": s.failures, "requeued": s.requeued,
              "end": s.ended or LOOPING} for s in task_stories(list(events)).values()]

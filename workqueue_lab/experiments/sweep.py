@@ -102,7 +102,7 @@ class Sweep:
 
     def table(self):
         """The measurements as a ``workqueue_lab.tables.Table`` (HTML in a notebook, text elsewhere)."""
-        from .tables import Table
+        from ..views.tables import Table
 
         headers = {self.quantity: f"{self.quantity} ({self.unit})",
                    "wait_ms": "median wait for the next message (ms)"}
@@ -267,7 +267,7 @@ def makespan_by_prefetch(broker: Broker | None = None, prefetch_values: Sequence
 
 def plot_sweeps(*sweeps: Sweep, title: str | None = None):
     """One panel per sweep, prefetch on the x axis (0 = unlimited, drawn last); returns the Figure."""
-    from .figure import new_figure, tidy_axes  # a pyplot-free Figure that shows itself once in a notebook
+    from ..views.figure import new_figure, tidy_axes  # a pyplot-free Figure that shows itself once in a notebook
 
     if not sweeps:
         raise LabError("plot_sweeps() needs at least one Sweep, e.g. plot_sweeps(throughput(...)).")
