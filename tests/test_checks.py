@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import types
 
+from workqueue_lab.lessons import trials
 from workqueue_lab.lessons.checks import FAIL, PASS, Check, nb00, nb01, nb02, nb03, verdict
 from workqueue_lab.record import events as ev
 from workqueue_lab.record.events import Event
@@ -415,9 +416,9 @@ def test_check_consume_on_the_broker_tells_qos_first_from_qos_too_late(clean):
         channel.basic_consume(queue=queue, on_message_callback=on_message)
         channel.basic_qos(prefetch_count=1)
 
-    good = nb03.check_consume(fair, clean)
+    good = trials.check_consume(fair, clean)
     assert good, good
-    late = nb03.check_consume(too_late, clean)
+    late = trials.check_consume(too_late, clean)
     assert not late and "pushed all 5" in late.hint and "came after basic_consume" in late.hint
 
 
@@ -425,16 +426,15 @@ def test_ack_exercise_stops_a_callback_that_never_acks_within_seconds_and_the_ch
     import time
 
     import workqueue_lab as lab
-    from workqueue_lab.lessons import harness
 
     def forgets(ch, method, properties, body):
         lab.work(body.decode())
 
     crashing = lab.WorkerSpec(faults=(lab.fault("crash", tasks=1),))
     started = time.monotonic()
-    result = harness.run_ack_exercise(forgets, tasks=lab.numbered_tasks([4, 1, 1, 1, 1, 1]),
+    result = trials.run_ack_exercise(forgets, tasks=lab.numbered_tasks([4, 1, 1, 1, 1, 1]),
                                       workers=[crashing, lab.WorkerSpec()], prefetch=0, ack="manual")
-    assert time.monotonic() - started < harness.STALL_SECONDS + 15      # not the run's 120 s timeout
+    assert time.monotonic() - started < trials.STALL_SECONDS + 15      # not the run's 120 s timeout
     assert "acknowledged 0 message(s)" in capsys.readouterr().out
     check = nb02.check_nothing_lost(result)
     assert not check and "never acknowledged" in check.hint and "basic_ack" in check.hint
@@ -451,7 +451,7 @@ def test_terminal_exercise_names_the_learners_own_worker_still_consuming(clean):
     import pytest
 
     import workqueue_lab as lab
-    from workqueue_lab.lessons import harness
+    from workqueue_lab.lessons import trials
 
     root = Path(__file__).resolve().parent.parent
     queue = lab.settings.name("task_queue")
@@ -459,12 +459,12 @@ def test_terminal_exercise_names_the_learners_own_worker_still_consuming(clean):
                            env=dict(os.environ, WORKQUEUE_LAB_URL=clean.url), stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
-        while not harness._consumers(clean, queue) and time.monotonic() < deadline:
+        while not trials._consumers(clean, queue) and time.monotonic() < deadline:
             time.sleep(0.1)
         with pytest.raises(lab.LabError, match="your own `python worker.py`.*Ctrl-C"):
-            harness.run_terminal_exercise(clean, lab.LESSON_TASKS)
+            trials.run_terminal_exercise(clean, lab.LESSON_TASKS)
     finally:
         own.terminate()
         own.wait(10)
-    run = harness.run_terminal_exercise(clean, lab.LESSON_TASKS)
+    run = trials.run_terminal_exercise(clean, lab.LESSON_TASKS)
     assert nb01.check_two_terminals(run.outputs), run.outputs

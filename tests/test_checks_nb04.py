@@ -1,9 +1,9 @@
 """Notebook 04 (durability): its self-check and the plumbing its cells lean on.
 
-The check is a pure function of a ``PublishTrial`` (what the learner's ``send`` did), so the right
-answer and each typical mistake are judged on hand-made trials without a broker.  Then the trial
-itself runs on the real broker (the learner's, no restart needed), and ``restartable_broker`` is
-shown to hand out the lab's private node and never the shared broker.
+The full-queue check is a pure function of a ``FullQueueTrial`` (what the learner's ``send`` did), so the
+right answer and each typical mistake are judged on hand-made trials without a broker; then the trial
+itself runs on the real broker.  ``restartable_broker`` is shown to hand out the lab's private node and
+never the shared broker.
 """
 
 from __future__ import annotations
@@ -12,106 +12,12 @@ import pika
 import pytest
 from private_broker import private_broker
 
-from workqueue_lab import settings
 from workqueue_lab.broker.control import DockerControl, LocalControl, UrlControl
 from workqueue_lab.broker.handle import Broker
 from workqueue_lab.errors import LabError
-from workqueue_lab.lessons import durability
+from workqueue_lab.lessons import durability, full_queue
 from workqueue_lab.lessons.checks import nb04
-from workqueue_lab.lessons.durability import PublishTrial
 from workqueue_lab.record.events import Event
-
-RIGHT_CALLS = ["queue_declare", "confirm_delivery"] + ["basic_publish"] * 5
-
-
-def trial(**changes) -> PublishTrial:
-    """The right answer's trial (durable queue, five persistent messages, confirms first), with changes."""
-    fields = dict(tasks=5, calls=list(RIGHT_CALLS), declared=True, durable=True, in_queue=5, transient=0)
-    return PublishTrial(**(fields | changes))
-
-
-# --- the check, on hand-made trials ------------------------------------------------------------------
-
-
-def test_the_right_publisher_passes():
-    check = nb04.publisher(trial())
-    assert check, check
-    assert "5 messages in a durable classic queue, 0 of them transient; confirms on" in check.got
-
-
-def test_a_quorum_queue_passes_with_transient_messages_because_it_keeps_every_message():
-    assert nb04.publisher(trial(kind="quorum", transient=5))
-
-
-def test_the_lessons_first_attempt_gets_all_three_reasons():
-    stub = nb04.publisher(trial(calls=["queue_declare"] + ["basic_publish"] * 5, durable=False, transient=5))
-    assert not stub
-    assert "The queue is not durable: a restart deletes it" in stub.hint and "durable=True" in stub.hint
-    assert "5 of the messages are transient" in stub.hint and "DeliveryMode.Persistent" in stub.hint
-    assert "No publisher confirms" in stub.hint and "channel.confirm_delivery() before the loop" in stub.hint
-
-
-def test_each_missing_setting_alone_is_named_and_nothing_else():
-    not_durable = nb04.publisher(trial(durable=False))
-    assert not not_durable and not_durable.hint.startswith("The queue is not durable") and "\n" not in not_durable.hint
-    transient = nb04.publisher(trial(transient=2))
-    assert not transient and transient.hint.startswith("2 of the messages are transient") and "\n" not in transient.hint
-    unconfirmed = nb04.publisher(trial(calls=["queue_declare"] + ["basic_publish"] * 5))
-    assert not unconfirmed and unconfirmed.hint.startswith("No publisher confirms")
-    assert "written to disk" in unconfirmed.hint
-
-
-def test_confirms_switched_on_after_the_first_publish_are_too_late():
-    late = nb04.publisher(trial(calls=["queue_declare", "basic_publish", "confirm_delivery"] + ["basic_publish"] * 4))
-    assert not late and "came after the first basic_publish" in late.hint and "confirms too late" in late.got
-
-
-def test_a_queue_never_declared_or_the_wrong_routing_key_is_named():
-    undeclared = nb04.publisher(trial(declared=False, durable=False, in_queue=None, calls=["basic_publish"] * 5))
-    assert not undeclared and "did not declare the queue" in undeclared.hint
-    elsewhere = nb04.publisher(trial(in_queue=0))
-    assert not elsewhere and "holds 0 messages for 5 tasks" in elsewhere.hint and "routing_key=queue" in elsewhere.hint
-
-
-def test_an_error_in_send_is_reported_and_rabbitmq_4_3s_refusal_is_explained():
-    broken = nb04.publisher(trial(error="NameError: name 'chanel' is not defined"))
-    assert not broken and "NameError" in broken.hint and "raised" in broken.got
-    refused = nb04.publisher(trial(error="ConnectionClosedByBroker: (541, \"INTERNAL_ERROR - Feature "
-                                         "`transient_nonexcl_queues` is deprecated.\")", durable=False))
-    assert not refused and "4.3 or later" in refused.hint and "durable=True" in refused.hint
-
-
-def test_check_publisher_without_a_function_says_what_to_pass():
-    check = nb04.check_publisher(None)
-    assert not check and "check_publisher(send)" in check.hint
-
-
-# --- the trial and the check, on the real broker -------------------------------------------------------
-
-
-def test_check_publisher_on_the_broker_passes_the_solution_and_names_the_stubs_mistakes(clean):
-    def solution(channel, queue, tasks):
-        channel.queue_declare(queue=queue, durable=True)
-        channel.confirm_delivery()
-        for task in tasks:
-            channel.basic_publish(exchange="", routing_key=queue, body=task, mandatory=True,
-                                  properties=pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent))
-
-    def stub(channel, queue, tasks):
-        channel.queue_declare(queue=queue)
-        for task in tasks:
-            channel.basic_publish(exchange="", routing_key=queue, body=task)
-
-    good = nb04.check_publisher(solution, clean)
-    assert good, good
-    bad = durability.try_publish(stub, clean)
-    assert (bad.declared, bad.durable, bad.in_queue, bad.transient, bad.confirmed) == (True, False, 5, 5, False)
-    assert bad.calls == ["queue_declare"] + ["basic_publish"] * 5
-    with pytest.raises(pika.exceptions.ChannelClosedByBroker), clean.channel() as ch:  # the trial cleaned up
-        ch.queue_declare(queue=settings.name(durability.CHECK_QUEUE), passive=True)
-
-
-# --- plumbing: which broker may be restarted, and reading a restart back -----------------------------
 
 
 def test_restart_refuses_any_broker_but_the_labs_private_node():
@@ -239,8 +145,8 @@ def test_check_full_queue_on_the_broker_passes_the_solution_and_names_the_stubs_
                 except pika.exceptions.NackError:
                     time.sleep(0.05)
 
-    lost = nb04.check_full_queue(stub, broker=clean)
+    lost = full_queue.check_full_queue(stub, broker=clean)
     assert not lost and "vanished" in lost.hint  # the real broker refused silently: reject-publish, no confirms
-    right = nb04.check_full_queue(solution, broker=clean)
+    right = full_queue.check_full_queue(solution, broker=clean)
     assert right, right
     assert "0 refusal(s)" not in right.got  # the queue really was full at times

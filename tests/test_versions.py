@@ -213,8 +213,8 @@ def _url_broker(version: str):
     ("4.4.1", "", "from 4.3 classic queues"),
 ])
 def test_notebook_02s_ack_timeout_demo_follows_the_table(version, how, why):
-    from workqueue_lab.lessons import harness
+    from workqueue_lab.lessons.ack_timeout import ack_timeout_demo
 
-    with harness.ack_timeout_demo(_url_broker(version)) as demo:
+    with ack_timeout_demo(_url_broker(version)) as demo:
         assert demo.how == how and why in demo.why_not, (demo.how, demo.why_not)
         assert demo.ready == (how != "")

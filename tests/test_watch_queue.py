@@ -43,7 +43,7 @@ def test_watch_queue_polls_when_the_node_cannot_run_the_sampler(clean):
 def test_queue_counts_on_a_broker_without_unacked_counts_answers_at_once(clean):
     import time
 
-    from workqueue_lab.lessons import harness
+    from workqueue_lab.lessons import broker_counts
 
     url_broker = Broker(clean.url)  # no management URL, no rabbitmqctl: no unacked count to wait for
     queue = lab.settings.name("counts_demo")
@@ -55,7 +55,7 @@ def test_queue_counts_on_a_broker_without_unacked_counts_answers_at_once(clean):
     assert url_broker.queue_stats(queue).unacked is None
     started = time.monotonic()
     try:
-        counts = harness.queue_counts(url_broker, queue, wait_for=(1, 0), within=8.0)
+        counts = broker_counts.queue_counts(url_broker, queue, wait_for=(1, 0), within=8.0)
     finally:
         url_broker.reset()
     assert counts == (1, None)

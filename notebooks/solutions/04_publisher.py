@@ -5,7 +5,7 @@ import time
 
 import pika
 
-from workqueue_lab.lessons.checks import nb04
+from workqueue_lab.lessons.full_queue import check_full_queue
 
 
 def send(channel, queue, tasks):
@@ -21,6 +21,6 @@ def send(channel, queue, tasks):
                 time.sleep(0.05)
 
 
-check = nb04.check_full_queue(send, broker=work_broker)  # noqa: F821
+check = check_full_queue(send, broker=work_broker)  # noqa: F821
 print(check)
 assert check, check

@@ -21,16 +21,16 @@ import textwrap
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from .. import settings
-from ..broker import erlang
 from ..broker.discovery import find_broker
 from ..broker.handle import Broker, QueueStats
 from ..errors import BrokerUnavailable, LabError
 from ..record import events as ev
-from ..record.state import FINAL, PENDING, RunState
+from ..record.state import RunState
+from . import ending, queue_watch
 from .producer import TaskIds, publish
 from .result import RunResult
 from .scenario import Scenario, WorkerSpec, check_prefetch, make_workers
@@ -240,11 +240,14 @@ class Run:
     # --- waiting ----------------------------------------------------------------------
     poll_interval = 0.02  # seconds between looks at the log while waiting
 
-    def wait(self, timeout: float | None = None, progress: bool | RunDisplay = True) -> RunResult:
+    def wait(self, timeout: float | None = None, progress: bool | RunDisplay = True,
+             until: Callable[[list[ev.Event]], bool] | None = None) -> RunResult:
         """Wait until every task is finished (or nothing more can happen), then stop.
 
         ``progress``: show a progress line (True), nothing (False), or drive your own display
         (an object with ``update(state)`` and ``close(state, note)``, as the panel does).
+        ``until(events)``: stop as soon as it is true of the log, even if tasks are still open (a task
+        that loops, a learner's callback that stalls).
         An interrupt (Stop button, Ctrl-C) stops the workers before it propagates.
         """
         timeout = self.scenario.timeout if timeout is None else timeout
@@ -254,7 +257,7 @@ class Run:
         try:
             # Poll, not wake per event: waking on every event would compete with the workers for the GIL.
             # Each look reads only the events recorded since the last one (RunState), so it is cheap.
-            while not self._finished():
+            while not self._finished() and not (until is not None and until(self.log.events)):
                 if time.monotonic() > deadline:
                     self.timed_out = True
                     note = f"timed out after {timeout:g} s"
@@ -295,112 +298,22 @@ class Run:
         error.result = result
         raise error
 
-    @contextlib.contextmanager
-    def watch_queue(self, every: float = 0.1) -> Iterator[list]:
-        """Sample the queue's (ready, unacked) every ``every`` seconds into ``self.samples``.
-
-        Live counts, without one ``rabbitmqctl`` start per sample: on a node the lab
-        controls, one eval samples inside the broker until the block ends (its samples
-        are added then); elsewhere ``sample()`` polls from a background thread.
-        """
-        program = erlang.queue_watch_program(self.broker.vhost, self.queue, every)
-        offset = time.monotonic() - time.time() - self.log.t0  # the broker's wall clock -> the run's clock
-        stopping = threading.Event()
-
-        def poll() -> None:
-            while not stopping.is_set():
-                self.sample()
-                stopping.wait(max(every, 0.5))
-
-        with contextlib.ExitStack() as stack:
-            started, lines = False, []
-            control = self.broker.control
-            if control.can("stats"):
-                started, lines = stack.enter_context(erlang.in_node(control.ctl, program, "queue watch", 20,
-                                                                            scratch=control.scratch()))
-            poller = None
-            if not started:  # no control over the node, or the CLI failed: poll from here
-                poller = threading.Thread(target=poll, name="workqueue-lab queue watch", daemon=True)
-                poller.start()
-            try:
-                yield self.samples
-            finally:
-                stopping.set()
-                if poller is not None:
-                    poller.join(10)
-        for line in lines:
-            parts = line.split()
-            if len(parts) == 3 and all(p.isdigit() for p in parts):
-                self.samples.append((int(parts[0]) / 1000 + offset, int(parts[1]), int(parts[2])))
-        self.samples.sort()
+    def watch_queue(self, every: float = 0.1) -> contextlib.AbstractContextManager[list]:
+        """With-block: sample the queue's (ready, unacked) every ``every`` seconds into ``self.samples``
+        (live counts; see ``engine.queue_watch``)."""
+        return queue_watch.watch(self.broker, self.queue, self.log.t0, self.samples, every)
 
     def sample(self) -> QueueStats:
         """Record the queue's ready/unacked counts now (for plots of the queue over time)."""
-        stats = self.broker.queue_stats(self.queue)
-        self.samples.append((time.monotonic() - self.log.t0, stats.ready, stats.unacked))
-        return stats
+        return queue_watch.sample(self.broker, self.queue, self.log.t0, self.samples)
 
     def _finished(self) -> bool:
-        """Every task settled, every worker dead, or quiet with nothing running and nothing ready."""
-        state = self.state.feed(self.log)
-        if state.settled(len(self._task_ids)):
-            # a rejected task may be on its way through a retry queue (its RETRY_WAIT still ms behind)
-            return not (state.counts().get("dropped") and self._in_retry_queues())
-        if all(w.dead for w in self.workers):
-            return True
-        # Quiet for a while: nothing running, nothing ready -> whatever is missing will not come.
-        if not state.seen or time.monotonic() - self.log.t0 - state.last_t < self._quiet_period():
-            return False
-        if state.open_attempts:  # a crash or reconnect closes attempts too
-            return False
-        try:
-            with self.broker.channel() as ch:
-                if ch.queue_declare(queue=self.queue, passive=True).method.message_count:
-                    return False
-        except Exception as exc:  # cannot look: keep waiting (the timeout still ends it)
-            logger.debug("could not read %s's message count: %s", self.queue, exc)
-            return False
-        return not self._in_retry_queues()  # a message waiting out its TTL is still coming back
-
-    def _in_retry_queues(self) -> bool:
-        """True while a rejected message waits in the topology's retry queue: its task is not dropped but
-        coming back (the tap's RETRY_WAIT event may still be a few ms behind the rejection)."""
-        retry = [self.topology.name(q.name) for q in self.topology.queues if q.role == "retry"]
-        if not retry:
-            return False
-        try:
-            with self.broker.channel() as ch:
-                return any(ch.queue_declare(queue=q, passive=True).method.message_count for q in retry)
-        except Exception as exc:  # cannot tell now: the next check asks again
-            logger.debug("retry queue check failed: %s", exc)
-            return True
-
-    def _quiet_period(self) -> float:
-        return max(0.5, 2 * settings.time_scale())
+        return ending.finished(self)
 
     def _record_lost(self) -> None:
-        """After the workers stopped: record LOST for each task not done or dropped that is in no queue.
-
-        Only when the queue is empty and nobody else consumes from it can the lab tell: otherwise
-        the missing tasks may still be waiting (or be another program's), and nothing is recorded.
-        """
-        if self._lost_checked:
-            return
-        self._lost_checked = True
-        states = self.state.feed(self.log).states
-        missing = [t for t in sorted(set(self._task_ids.values())) if states.get(t, PENDING) not in FINAL]
-        if not missing:
-            return
-        try:
-            with self.broker.channel() as ch:
-                ok = ch.queue_declare(queue=self.queue, passive=True).method
-        except Exception as exc:  # the broker is gone or the queue deleted: the lab cannot tell
-            logger.debug("not recording lost tasks: %s", exc)
-            return
-        if ok.message_count or ok.consumer_count or self._in_retry_queues():
-            return
-        for task in missing:
-            self.log.record(ev.LOST, None, task, detail="published, never completed, in no queue")
+        if not self._lost_checked:
+            self._lost_checked = True
+            ending.record_lost(self)
 
     def result(self) -> RunResult:
         return RunResult(self.log.events, self.scenario, {w.worker_id: w.output.text() for w in self.workers},

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import settings, versions
+from .. import versions
 from ..broker import registry
 from ..errors import LabError
 from ..record import events as ev
@@ -33,10 +33,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "Outage", "QUEUES", "RATE_QUEUE", "CONFIRM_QUEUE", "CHECK_QUEUE", "REFUSED_QUEUE", "not_checked",
+    "Outage", "QUEUES", "RATE_QUEUE", "CONFIRM_QUEUE", "REFUSED_QUEUE", "not_checked",
     "restartable_broker", "restart", "restart_when", "transient_queues_permitted",
     "outage", "shade_outage", "survival_table", "plot_rates",
-    "PublishTrial", "try_publish",
 ]
 
 # The queues the notebook declares (base names; the learner's prefix is added).  Registered so that
@@ -51,9 +50,8 @@ QUEUES: dict[str, tuple[bool, bool, str]] = {
 }
 RATE_QUEUE = "publish_rate"
 CONFIRM_QUEUE = "confirmed_tasks"
-CHECK_QUEUE = "durability_check"
 REFUSED_QUEUE = "quorum_nondurable"  # part 5 tries to declare it; RabbitMQ refuses, but should one accept it...
-registry.register([*QUEUES, RATE_QUEUE, CONFIRM_QUEUE, CHECK_QUEUE, REFUSED_QUEUE])
+registry.register([*QUEUES, RATE_QUEUE, CONFIRM_QUEUE, REFUSED_QUEUE])
 
 
 
@@ -282,104 +280,3 @@ def plot_rates(rates: Mapping[str, float], title: str | None = None):
     if title:
         ax.set_title(title, loc="left", fontsize=11)
     return fig
-
-
-# --- the exercise's trial --------------------------------------------------------------------------
-
-@dataclass
-class PublishTrial:
-    """What a learner's ``send(channel, queue, tasks)`` did, as the broker and the channel saw it."""
-
-    tasks: int  # how many tasks send() was given
-    error: str | None = None  # what send() raised, if it raised
-    calls: list[str] = field(default_factory=list)  # channel methods called, in order
-    declared: bool = False  # queue_declare was called for the queue
-    durable: bool = False  # ... with durable=True (or as a quorum queue, always durable)
-    kind: str = "classic"  # the x-queue-type it was declared with
-    in_queue: int | None = None  # messages the broker holds afterwards (None: no such queue)
-    transient: int = 0  # of those, how many without delivery_mode=2 (persistent)
-
-    @property
-    def confirmed(self) -> bool:
-        """confirm_delivery() came before the first basic_publish: every publish waited for its confirm."""
-        if "confirm_delivery" not in self.calls:
-            return False
-        first_publish = self.calls.index("basic_publish") if "basic_publish" in self.calls else len(self.calls)
-        return self.calls.index("confirm_delivery") < first_publish
-
-    @property
-    def published(self) -> int:
-        return self.calls.count("basic_publish")
-
-
-class _RecordingChannel:
-    """A real pika channel whose queue_declare / confirm_delivery / basic_publish calls are noted."""
-
-    def __init__(self, channel, queue: str, trial: PublishTrial) -> None:
-        self._channel = channel
-        self._queue = queue
-        self._trial = trial
-
-    def queue_declare(self, queue, passive=False, durable=False, exclusive=False, auto_delete=False,
-                      arguments=None):
-        self._trial.calls.append("queue_declare")
-        if queue == self._queue and not passive:
-            kind = str((arguments or {}).get("x-queue-type", "classic"))
-            self._trial.declared, self._trial.kind = True, kind
-            self._trial.durable = bool(durable) or kind in ("quorum", "stream")
-        return self._channel.queue_declare(queue, passive=passive, durable=durable, exclusive=exclusive,
-                                           auto_delete=auto_delete, arguments=arguments)
-
-    def confirm_delivery(self):
-        self._trial.calls.append("confirm_delivery")
-        return self._channel.confirm_delivery()
-
-    def basic_publish(self, exchange, routing_key, body, properties=None, mandatory=False):
-        self._trial.calls.append("basic_publish")
-        return self._channel.basic_publish(exchange, routing_key, body, properties, mandatory)
-
-    def __getattr__(self, name: str):
-        return getattr(self._channel, name)
-
-
-def try_publish(send: Callable, broker: Broker, tasks: Sequence[str] = tuple(f"Task {i}." for i in range(1, 6)),
-                ) -> PublishTrial:
-    """Call the learner's ``send(channel, queue, tasks)`` on a fresh queue, then read back what the broker
-    holds: how many messages, and how many of them are not persistent.  The queue is deleted afterwards."""
-    import pika
-
-    queue = settings.name(CHECK_QUEUE)
-    trial = PublishTrial(tasks=len(tasks))
-    _delete(broker, queue)
-    conn = broker.connect()
-    try:
-        try:
-            send(_RecordingChannel(conn.channel(), queue, trial), queue, list(tasks))
-        except Exception as exc:  # the learner's code: the check reports it in one line
-            trial.error = f"{type(exc).__name__}: {exc}"
-    finally:
-        with contextlib.suppress(Exception):
-            conn.close()
-    try:
-        with broker.channel() as ch:
-            trial.in_queue = ch.queue_declare(queue=queue, passive=True).method.message_count
-            for _ in range(trial.in_queue):
-                method, properties, _body = ch.basic_get(queue=queue, auto_ack=False)
-                if method is None:
-                    break
-                trial.transient += properties.delivery_mode != pika.DeliveryMode.Persistent.value
-    except pika.exceptions.ChannelClosedByBroker as exc:
-        if exc.reply_code != 404:
-            raise
-        trial.in_queue = None
-    finally:
-        _delete(broker, queue)
-    return trial
-
-
-def _delete(broker: Broker, queue: str) -> None:
-    try:
-        with broker.channel() as ch:
-            ch.queue_delete(queue=queue)
-    except Exception as exc:  # already gone, or the broker went away: nothing to clean up
-        logger.debug("deleting %s: %s", queue, exc)

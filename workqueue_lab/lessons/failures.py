@@ -12,7 +12,6 @@ work queue names, declared and bound to the retry queue), plus a parking lot for
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -122,19 +121,11 @@ def run_until(callback, tasks: Sequence[str | bytes], topology: T.Topology | Non
     run = start_run(callback, workers=workers, topology=topology, **start)
     try:
         ids = run.publish(tasks)
-        done = until or (lambda events: settled(events, ids))
-        deadline = time.monotonic() + timeout
-        while True:
-            events = run.log.events
-            if done(events) or _looping(events, max_deliveries):
-                break
-            if time.monotonic() > deadline:
-                run.timed_out = True
-                break
-            time.sleep(0.02)
-    finally:
+    except BaseException:
         run.stop()
-    return run.result()
+        raise
+    done = until or (lambda events: settled(events, ids))
+    return run.wait(timeout, progress=False, until=lambda events: done(events) or _looping(events, max_deliveries))
 
 
 def _looping(events: Sequence[ev.Event], limit: int) -> bool:
@@ -147,7 +138,7 @@ def _looping(events: Sequence[ev.Event], limit: int) -> bool:
     return False
 
 
-# --- callbacks for the failure panel (views.failure_panel): one per way of handling a failure ----------
+# --- callbacks for the failure panel (experiments.failure_panel): one per way of handling a failure ----------
 HANDLINGS = ("requeue", "dead-letter", "delayed retry")
 
 

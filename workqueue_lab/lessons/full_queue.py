@@ -13,38 +13,20 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .. import settings
+from .checks.nb04 import FullQueueTrial
 
 if TYPE_CHECKING:
     from ..broker.handle import Broker
+    from .checks.base import Check
 
-__all__ = ["CAPACITY", "DRAIN_S", "FullQueueTrial", "try_full_queue", "QUEUE"]
+__all__ = ["CAPACITY", "DRAIN_S", "FullQueueTrial", "try_full_queue", "check_full_queue", "QUEUE"]
 
 QUEUE = "full_queue_check"
 CAPACITY = 2  # messages the queue holds before it refuses more
 DRAIN_S = 0.05  # the consumer takes one message this often
-
-
-@dataclass
-class FullQueueTrial:
-    """What happened when the learner's ``send`` met a queue that was often full."""
-
-    tasks: list[str]
-    received: list[str] = field(default_factory=list)  # bodies the consumer got, in order
-    transient: int = 0  # of those, how many were not persistent
-    refusals: int = 0  # NackError raised by basic_publish inside send
-    calls: list[str] = field(default_factory=list)  # confirm_delivery / basic_publish / queue_declare, in order
-    error: str | None = None  # what send() raised, in one line
-
-    @property
-    def confirmed(self) -> bool:
-        """confirm_delivery() before the first basic_publish."""
-        calls = self.calls
-        return "confirm_delivery" in calls and (
-            "basic_publish" not in calls or calls.index("confirm_delivery") < calls.index("basic_publish"))
 
 
 class _Recording:
@@ -120,3 +102,15 @@ def _drain(broker: Broker, queue: str, trial: FullQueueTrial, stop: threading.Ev
                 trial.transient += properties.delivery_mode != pika.DeliveryMode.Persistent.value
                 ch.basic_ack(delivery_tag=method.delivery_tag)  # noted: now it may go
             stop.wait(DRAIN_S)
+
+
+def check_full_queue(send: Callable, broker: Broker | None = None) -> Check:
+    """Run the learner's ``send(channel, queue, tasks)`` against a small queue that refuses when full, then judge
+    it (``lessons.checks.nb04.full_queue``)."""
+    from ..broker.discovery import find_broker
+    from .checks.base import verdict
+    from .checks.nb04 import FULL, full_queue
+
+    if not callable(send):
+        return verdict(FULL, got=type(send).__name__, hint="Pass your function: check_full_queue(send).")
+    return full_queue(try_full_queue(send, broker or find_broker()))

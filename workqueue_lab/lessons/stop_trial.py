@@ -2,7 +2,7 @@
 
 Notebook 06's exercise.  The learner's module defines ``on_signal(signum, frame)`` (installed for
 SIGINT and SIGTERM) and ``consume(connection, channel, consumer_tag)`` (runs the I/O loop until a
-signal asks to stop, then stops consuming and returns).  The harness's callback has no stop logic of
+signal asks to stop, then stops consuming and returns).  The trial's callback has no stop logic of
 its own: a task that reaches it is done, so whether the worker takes new tasks after the signal is
 decided by the learner's code alone.  Everything else is task_worker.py's:
 the same queue, the same JSON tasks and the same printed lines, so the notebook parses them alike.
@@ -20,6 +20,7 @@ import time
 import pika
 
 from .. import connect, settings
+from ..engine.topology import TASK_WORKER
 
 
 def _say(text: str) -> None:
@@ -39,10 +40,8 @@ def main(argv: list[str]) -> int:
     params = pika.URLParameters(connect().url)
     connection = pika.BlockingConnection(params)
     channel = connection.channel()
-    jobs, dead = settings.name("task_queue_jobs"), settings.name("task_queue_dead")
-    channel.queue_declare(queue=dead, durable=True)
-    channel.queue_declare(queue=jobs, durable=True,
-                          arguments={"x-dead-letter-exchange": "", "x-dead-letter-routing-key": dead})
+    TASK_WORKER.declare(channel)  # task_worker.py's queues, as the lab knows them (test_task_worker: the same)
+    jobs = TASK_WORKER.name(TASK_WORKER.work_queue.name)
     channel.basic_qos(prefetch_count=1)
 
     def callback(ch, method, properties, body):  # no stop logic here: whether a task is taken is the learner's call

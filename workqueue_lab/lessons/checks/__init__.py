@@ -6,7 +6,7 @@
     assert check     # truthy exactly when passed
 
 Each check is a pure function of what a run recorded (``record.events``); the few that must
-run the learner's code first (notebook 03's) do so through ``lessons.harness``.
+run the learner's code first (notebook 03's) do so through ``lessons.trials``.
 """
 
 from .base import FAIL, PASS, Check, verdict

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .base import Check, verdict
 
-if TYPE_CHECKING:
-    from ...broker.handle import Broker
-
-__all__ = ["environment", "check_environment"]
+__all__ = ["environment"]
 
 NEEDED = {"python": (3, 10), "pika": (1, 3), "rabbitmq": (3, 8)}
 
@@ -24,7 +20,7 @@ def environment(facts: Mapping[str, object]) -> Check:
     """Python, pika and RabbitMQ new enough, a broker that answers, and its password masked when shown.
 
     ``facts`` has python, pika, rabbitmq (None when the broker did not answer; broker_error says why),
-    url, masked_url and mgmt_link, as ``lessons.harness.environment_facts`` gathers them.
+    url, masked_url and mgmt_link, as ``lessons.trials.environment_facts`` gathers them.
     """
     expected = {what: ".".join(map(str, v)) + "+" for what, v in NEEDED.items()} | {"password": "masked"}
     got = {what: facts.get(what) for what in NEEDED}
@@ -44,10 +40,3 @@ def environment(facts: Mapping[str, object]) -> Check:
     if not masked:
         problems.append("The password shows in the masked URL: report this as a bug of workqueue_lab.")
     return verdict("Your environment", expected, got, "\n".join(problems))
-
-
-def check_environment(broker: Broker) -> Check:
-    """Gather the facts from ``broker`` and this Python, then judge them."""
-    from ..harness import environment_facts
-
-    return environment(environment_facts(broker))

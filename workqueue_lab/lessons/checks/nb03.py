@@ -2,12 +2,12 @@
 
 ``fair_dispatch`` and ``prediction`` are the checks, pure functions of what happened.
 ``check_consume`` and ``check_prediction`` are what the notebook calls: they make the real
-experiment first (``lessons.harness``, ``engine.run``), then hand its facts to the check.
+experiment first (``lessons.trials``, ``engine.run``), then hand its facts to the check.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ...engine.scenario import numbered_tasks
@@ -16,9 +16,9 @@ from . import evidence
 from .base import Check, verdict
 
 if TYPE_CHECKING:
-    from ...broker.handle import Broker
+    pass
 
-__all__ = ["PREDICT_TASKS", "PREDICT_SPEEDS", "fair_dispatch", "check_consume", "prediction", "check_prediction"]
+__all__ = ["PREDICT_TASKS", "PREDICT_SPEEDS", "fair_dispatch", "prediction"]
 
 # Exercise 2: one long task (8 s) then six short ones (1 s), two equally fast workers.
 PREDICT_TASKS = numbered_tasks([8, 1, 1, 1, 1, 1, 1])
@@ -58,15 +58,6 @@ def fair_dispatch(received: int, waiting: int, calls: Sequence[str], prefetch_co
     else:
         hint = ""
     return verdict(name, expected, got, hint)
-
-
-def check_consume(consume: Callable, broker: Broker | None = None) -> Check:
-    """Exercise 1: try the learner's ``consume(channel, queue, on_message)`` on a real queue, then judge it."""
-    from ..harness import try_consume
-
-    trial = try_consume(consume, broker)
-    return fair_dispatch(trial.received, trial.waiting, trial.calls, trial.prefetch_count, trial.auto_ack,
-                         trial.error, trial.messages)
 
 
 def prediction(predicted: Mapping[int, object], runs: Mapping[int, object],
@@ -111,18 +102,3 @@ def _first_miss(events: list[ev.Event], prefetch: int, guess: dict[int, list[int
                        f"worker {did}, which had room.")
     return told + (f"with prefetch={prefetch} a task goes to a worker with room for it; when task {task} went "
                    f"out both had room, and the broker picked worker {did}.")
-
-
-def check_prediction(prefetch_0=None, prefetch_1=None, broker: Broker | None = None) -> Check:
-    """Exercise 2: run PREDICT_TASKS on two equal workers at each prefetch predicted, then judge the predictions.
-
-    Pass a dict such as ``{1: [1, 2], 2: [3]}`` for one or both prefetch values.
-    """
-    from ...engine.run import run as lab_run
-    from ..callbacks import lesson_callback
-
-    predicted = {0: prefetch_0, 1: prefetch_1}
-    runs = {p: lab_run(lesson_callback, tasks=PREDICT_TASKS, workers=PREDICT_SPEEDS, prefetch=p,
-                       progress=False, broker=broker)
-            for p, guess in predicted.items() if guess is not None}
-    return prediction(predicted, runs, {f"prefetch={p}": r for p, r in runs.items()})

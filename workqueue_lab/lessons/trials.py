@@ -1,29 +1,32 @@
 """Runs a learner's piece of code against the broker so that a check can judge what it did.
 
 This is plumbing, not judgement: it gathers facts (how many messages the broker pushed,
-which channel calls were made, which versions run) and the pure checks in ``lessons.checks``
-decide whether they are right and why not.
+which channel calls were made, which versions run, what the lesson's programs printed) and the
+pure checks in ``lessons.checks`` decide whether they are right and why not.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import settings, versions
+from .. import settings
 from ..errors import LabError
+from .checks.base import Check
+from .checks.nb00 import environment
+from .checks.nb03 import PREDICT_SPEEDS, PREDICT_TASKS, fair_dispatch, prediction
 
 if TYPE_CHECKING:
     from ..broker.handle import Broker
 
 logger = logging.getLogger(__name__)
+
+# --- notebook 03's exercise: what the learner's consume() asked of the broker ------------------------
 
 CONSUME_QUEUE = "prefetch_check"
 CONSUME_MESSAGES = 5
@@ -119,6 +122,9 @@ def try_consume(consume: Callable, broker: Broker | None = None, messages: int =
     return trial
 
 
+# --- notebook 00: the environment check, and the facts it judges ----------------------------------------------
+
+
 def environment_facts(broker: Broker) -> dict[str, object]:
     """The versions and URLs the environment check judges: python, pika, rabbitmq (None if the broker
     does not answer, then ``broker_error`` says why), url, masked_url, mgmt_link."""
@@ -136,130 +142,12 @@ def environment_facts(broker: Broker) -> dict[str, object]:
     return facts
 
 
+def check_environment(broker: Broker) -> Check:
+    """Gather the facts from ``broker`` and this Python, then judge them (``lessons.checks.nb00.environment``)."""
+    return environment(environment_facts(broker))
 
 
-# --- notebook 02: the acknowledgement timeout, on whatever broker is at hand ---------------------
 
-
-@dataclass
-class AckTimeoutDemo:
-    """How this broker can show a consumer (ack) timeout in a few seconds, or why it cannot.
-
-    ``how`` is "node" (the lab shortened consumer_timeout and the channel tick on a node it controls),
-    "queue-argument" (RabbitMQ 3.11.15 to 4.2: the demo's queue carries ``x-consumer-timeout``) or ""
-    (``why_not`` says why not).  ``queue`` holds the extra ``lab.start`` arguments for the demo's queue.
-    """
-
-    how: str = ""
-    why_not: str = ""
-    timeout_ms: int = 0
-    hang_s: float = 0.0  # how long (real seconds) the stuck worker hangs: well past timeout + tick
-    queue: dict = field(default_factory=dict)
-
-    @property
-    def ready(self) -> bool:
-        return not self.why_not
-
-    def why_unchecked(self, back_after: float | None) -> str:
-        """Why the demo's claims could not be checked here ("" when they can be asserted)."""
-        if self.why_not:
-            return self.why_not
-        if back_after is None and self.how == "queue-argument":
-            return (f"the broker did not take the message back within {self.hang_s:g} s although the queue has "
-                    f"x-consumer-timeout = {self.timeout_ms} ms: its channel tick (channel_tick_interval) is "
-                    "probably the default 60 s; the course's Docker broker sets 1 s for this demo.")
-        return ""
-
-
-@contextlib.contextmanager
-def ack_timeout_demo(broker: Broker) -> Iterator[AckTimeoutDemo]:
-    """Shorten the ack timeout for the block as far as this broker allows, and say how (or why not)."""
-    if not versions.applies("classic_consumer_timeout", broker.version):
-        yield AckTimeoutDemo(why_not=f"RabbitMQ {broker.version}: from 4.3 classic queues such as task_queue have "
-                                     "no acknowledgement timeout at all (4.3.0 release notes); the live demo needs "
-                                     "RabbitMQ 3.8.15 to 4.2.")
-        return
-    with contextlib.ExitStack() as stack:
-        try:
-            how = stack.enter_context(broker.short_ack_timeout(ms=500, tick_ms=100))
-        except LabError as err:
-            yield AckTimeoutDemo(why_not=f"the live demo needs a node the lab controls, or RabbitMQ 3.11.15+ for a "
-                                         f"per-queue timeout ({err})")
-            return
-        if how == "node":
-            yield AckTimeoutDemo("node", timeout_ms=500, hang_s=1.2)
-        else:  # 3.11.15 .. 4.2 without control of the node: a per-queue timeout, checked once per channel tick
-            yield AckTimeoutDemo("queue-argument", timeout_ms=1000, hang_s=3.5,
-                                 queue={"queue": "lab_queue", "queue_arguments": {"x-consumer-timeout": 1000}})
-
-
-def seconds_until_ready(broker: Broker, queue: str, within: float, count: int = 1) -> float | None:
-    """Seconds until ``queue`` holds ``count`` ready messages (polled over one AMQP connection), or None."""
-    started = time.monotonic()
-    conn = broker.connect()
-    try:
-        ch = conn.channel()
-        while time.monotonic() - started < within:
-            if ch.queue_declare(queue=queue, passive=True).method.message_count >= count:
-                return time.monotonic() - started
-            time.sleep(0.05)
-    finally:
-        with contextlib.suppress(Exception):
-            conn.close()
-    return None
-
-
-# --- queue counts as the broker reports them ----------------------------------------------------
-
-
-def queue_counts(broker: Broker, queue: str, wait_for: tuple[int, int] | None = None,
-                 within: float = 8.0) -> tuple[int, int | None]:
-    """The queue's (ready, unacked) as RabbitMQ reports them (``broker.queue_stats``, live counts).
-
-    With ``wait_for``, keep asking until the broker reports exactly that or ``within`` seconds have
-    passed, then return what it last said: a publish on another connection, or a connection that is
-    closing, takes a moment to reach the queue.  A broker that reports no unacked count (a URL without
-    the management API) is waited on for the ready count alone: waiting for a number it never gives
-    would only cost ``within`` seconds of silence.
-    """
-    deadline = time.monotonic() + within
-    while True:
-        stats = broker.queue_stats(queue)
-        counts = (stats.ready, stats.unacked)
-        if wait_for is None or time.monotonic() > deadline or _matches(counts, tuple(wait_for)):
-            return counts
-        time.sleep(0.2)
-
-
-def _matches(counts: tuple[int, int | None], wanted: tuple[int, int]) -> bool:
-    return counts == wanted or (counts[1] is None and counts[0] == wanted[0])
-
-
-def reports_unacked(broker: Broker) -> bool:
-    """Whether this broker tells the lab a queue's unacked count: rabbitmqctl inside a node it controls, or
-    a management API this user may read (a class's learner has neither: their claims are NOT CHECKED)."""
-    return broker.control.can("stats") or isinstance(broker.management_api("overview"), dict)
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """How ``run.watch_queue()`` gets its counts from a broker: in words, how often, and how long a state
-    must last to be sure to show in the samples."""
-
-    text: str
-    every: float
-    lasting: float
-
-
-def sampling(broker: Broker) -> Sampling:
-    """What a notebook may claim about ``run.watch_queue()`` on this broker (it mirrors how the run samples)."""
-    if broker.control.can("stats"):  # what run.watch_queue() asks too: it samples inside the node
-        return Sampling("ten times a second, from inside the RabbitMQ node (live counts)", 0.1, 1.0)
-    if broker.mgmt_url:
-        return Sampling("every half second, from the management API (the queue's own counts, asked at each "
-                        "sample)", 0.5, 1.5)
-    return Sampling("every half second, with a passive queue declare (ready only: this broker reports no "
-                    "unacked count)", 0.5, 1.0)
 
 
 # --- notebook 02's exercise: the learner's ack callback, with a run that never waits silently ----------
@@ -292,75 +180,31 @@ def run_ack_exercise(callback: Callable, tasks, workers, prefetch: int = 0, ack:
     run = start(watched, workers=workers, prefetch=prefetch, ack=ack, broker=broker,
                 timeout=30 + 60 * settings.time_scale())
     longest = max((str(t).count(".") for t in tasks), default=0) * settings.time_scale()
-    deadline = time.monotonic() + run.scenario.timeout
     try:
         published = run.publish(tasks)
-        while ack == "manual" and time.monotonic() < deadline:
-            time.sleep(0.1)
-            events = run.log.events
-            if set(ev.completed(events)) >= set(published) or not any(w.is_alive() for w in run.workers):
-                break
-            settled = sum(e.kind in (ev.ACK, ev.NACK, ev.REJECT) for e in events)
-            last = max(returned[-1] if returned else 0.0, run.log.t0 + events[-1].t if events else 0.0)
-            quiet = time.monotonic() - last
-            if returned and len(returned) > settled and quiet > stall:
-                print(f"Stopped the run: your callback returned {len(returned)} time(s) but acknowledged "
-                      f"{settled} message(s), and nothing happened for {stall:g} s. RabbitMQ counts an "
-                      "unacknowledged message as not done, so this run could only wait for its timeout.")
-            elif returned and quiet > stall + longest:
-                print(f"Stopped the run: nothing happened for {quiet:.0f} s although "
-                      f"{len(set(published) - set(ev.completed(events)))} task(s) are not done; the check "
-                      "below says why.")
-            else:
-                continue
-            run.stop()
-            return run.result()
-        return run.wait(progress=False)
     except BaseException:
         run.stop()
         raise
+    why_stopped: list[str] = []
 
+    def stalled(events: list) -> bool:
+        settled = sum(e.kind in (ev.ACK, ev.NACK, ev.REJECT) for e in events)
+        last = max(returned[-1] if returned else 0.0, run.log.t0 + events[-1].t if events else 0.0)
+        quiet = time.monotonic() - last
+        if returned and len(returned) > settled and quiet > stall:
+            why_stopped.append(f"Stopped the run: your callback returned {len(returned)} time(s) but acknowledged "
+                               f"{settled} message(s), and nothing happened for {stall:g} s. RabbitMQ counts an "
+                               "unacknowledged message as not done, so this run could only wait for its timeout.")
+        elif returned and quiet > stall + longest and (open_ := set(published) - set(ev.completed(events))):
+            why_stopped.append(f"Stopped the run: nothing happened for {quiet:.0f} s although {len(open_)} task(s) "
+                               "are not done; the check below says why.")
+        return bool(why_stopped)
 
-def ready_now(broker: Broker, queue: str) -> int:
-    """Messages ready in ``queue`` right now, as RabbitMQ answers a passive declare (live, no tool to start)."""
-    with broker.channel() as ch:
-        return ch.queue_declare(queue=queue, passive=True).method.message_count
+    result = run.wait(progress=False, until=stalled if ack == "manual" else None)
+    if why_stopped:  # printed here, on the main thread, once the run has stopped
+        print(why_stopped[0])
+    return result
 
-
-def consumer_prefetch(broker: Broker, queue: str) -> list[int] | None:
-    """The prefetch count RabbitMQ holds for each consumer of ``queue`` (sorted), or None if it cannot tell.
-
-    Asks rabbitmqctl (a node the lab controls) or else the management API: what the broker applies, not
-    what the lab's workers say they asked for.
-    """
-    import urllib.parse
-
-    from ..errors import LabError
-
-    proc = None
-    if broker.control.can("ctl"):
-        try:
-            proc = broker.control.ctl("list_consumers", "-q", "--no-table-headers", "queue_name", "prefetch_count")
-        except LabError as exc:  # the CLI failed: ask the management API instead
-            logger.debug("list_consumers: %s", exc)
-    if proc is not None and proc.returncode == 0:
-        counts = [int(f[1]) for f in (line.split() for line in proc.stdout.splitlines())
-                  if len(f) == 2 and f[0] == queue and f[1].isdigit()]
-        return sorted(counts)
-    # The management API lists consumers from its statistics database, which the broker refreshes every 5 s:
-    # wait until it lists as many as the queue has now (AMQP's consumer count is live), for up to 12 s.
-    quote = functools.partial(urllib.parse.quote, safe="")
-    with broker.channel() as ch:
-        consumers = ch.queue_declare(queue=queue, passive=True).method.consumer_count
-    deadline = time.monotonic() + 12.0
-    while True:
-        data = broker.management_api(f"queues/{quote(broker.vhost)}/{quote(queue)}")
-        if not isinstance(data, dict) or "consumer_details" not in data:
-            return None
-        details = data["consumer_details"]
-        if len(details) == consumers or time.monotonic() > deadline:
-            return sorted(int(c.get("prefetch_count", 0)) for c in details)
-        time.sleep(0.25)
 
 
 # --- notebook 01's terminal exercise, done for the learner with real processes ---------------------------
@@ -441,3 +285,28 @@ def run_terminal_exercise(broker: Broker, tasks, workers: int = 2, root: Path | 
         outputs = [log.read_text() for log in logs]
         shutil.rmtree(log_dir, ignore_errors=True)
     return TerminalRun(sent, outputs)
+
+
+# --- the exercises' checks that run something first: the run here, the verdict in lessons.checks ------------
+
+
+def check_consume(consume: Callable, broker: Broker | None = None) -> Check:
+    """Exercise 1: try the learner's ``consume(channel, queue, on_message)`` on a real queue, then judge it."""
+    trial = try_consume(consume, broker)
+    return fair_dispatch(trial.received, trial.waiting, trial.calls, trial.prefetch_count, trial.auto_ack,
+                         trial.error, trial.messages)
+
+
+def check_prediction(prefetch_0=None, prefetch_1=None, broker: Broker | None = None) -> Check:
+    """Exercise 2: run PREDICT_TASKS on two equal workers at each prefetch predicted, then judge the predictions.
+
+    Pass a dict such as ``{1: [1, 2], 2: [3]}`` for one or both prefetch values.
+    """
+    from ..engine.run import run as lab_run
+    from .callbacks import lesson_callback
+
+    predicted = {0: prefetch_0, 1: prefetch_1}
+    runs = {p: lab_run(lesson_callback, tasks=PREDICT_TASKS, workers=PREDICT_SPEEDS, prefetch=p,
+                       progress=False, broker=broker)
+            for p, guess in predicted.items() if guess is not None}
+    return prediction(predicted, runs, {f"prefetch={p}": r for p, r in runs.items()})
