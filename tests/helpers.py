@@ -1,4 +1,4 @@
-"""Small polling helpers shared by the tests."""
+"""Small helpers shared by the tests (no test module imports another)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import threading
 import time
 from pathlib import Path
 
+# The system broker's management API as the classroom tests administer it (guest, loopback only).
+ADMIN = "http://guest:guest@127.0.0.1:15672"
 
 def wait_until(predicate, timeout: float = 5.0, interval: float = 0.1):
     """Poll until predicate() is truthy; return its last value."""

@@ -20,14 +20,13 @@ from pathlib import Path
 
 import pika
 import pytest
-from helpers import wait_until
+from helpers import ADMIN, wait_until
 
 from workqueue_lab import classroom
 from workqueue_lab.broker import management
 from workqueue_lab.errors import LabError
 
 REPO = Path(__file__).resolve().parents[1]
-ADMIN = "http://guest:guest@127.0.0.1:15672"
 LEARNERS = 2
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_classroom import ADMIN
+from helpers import ADMIN
 
 from workqueue_lab import classroom, versions
 

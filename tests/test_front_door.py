@@ -85,7 +85,7 @@ def test_make_lab_as_root():
 
 def test_make_lab_as_a_plain_user_from_a_fresh_copy():
     """A plain user runs `make lab` in a fresh copy: it builds .venv (offline, from a wheelhouse) and starts."""
-    from test_binder import BinderUser, _copy_checkout, _python_for_venv, wheelhouse
+    from binder_helpers import BinderUser, _copy_checkout, _python_for_venv, wheelhouse
 
     user = BinderUser()
     python = _python_for_venv()

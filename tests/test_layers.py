@@ -47,11 +47,29 @@ def test_events_import_nothing_of_the_lab_and_the_record_layer_stays_below_the_e
             assert {d for d in deps if not _in(d, "record")} <= {"engine.scenario"}, (module, deps)
 
 
-def test_drawing_views_read_only_the_record():
-    for name in ("views.timeline", "views.charts", "views.tables", "views.progress"):
-        assert all(_in(d, "record") or d == "views.figure" or d == "views.timeline" for d in GRAPH[name]), \
-            (name, GRAPH[name])
+def test_views_only_draw_what_the_record_holds():
+    """views/ draws: it reads the record and other views, and never starts, asks or controls anything."""
+    assert any(_in(m, "views") for m in GRAPH)
+    for module, deps in GRAPH.items():
+        if _in(module, "views"):
+            assert all(_in(d, "record", "views") for d in deps), (module, deps)
     assert GRAPH["views.figure"] == set()  # colours and the figure class: nothing of the lab
+
+
+def test_experiments_sit_on_top_and_nothing_below_them_imports_them():
+    """Widgets and sweeps start runs and draw them: a layer above the engine, the lessons and the views."""
+    assert any(_in(m, "experiments") for m in GRAPH)
+    for module, deps in GRAPH.items():
+        if not _in(module, "experiments"):
+            assert not any(_in(d, "experiments") for d in deps), (module, deps)
+
+
+def test_a_check_is_a_verdict_on_facts_and_runs_nothing():
+    """lessons/checks judge events and trials handed to them; what runs the learner's code lives beside the
+    lesson's trial (lessons.trials, lessons.full_queue), above the checks."""
+    for module, deps in GRAPH.items():
+        if _in(module, "lessons.checks"):
+            assert all(_in(d, "lessons.checks", "record", "engine.scenario") for d in deps), (module, deps)
 
 
 def test_the_broker_layer_knows_nothing_of_runs_views_or_lessons():
@@ -90,3 +108,18 @@ def test_every_import_of_a_lab_name_resolves():
                     except ImportError:
                         missing.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {target}.{alias.name}")
     assert missing == []
+
+
+def test_no_test_module_imports_another():
+    """Shared fixtures live in conftest.py, shared helpers in modules not named test_*: a test module imported by
+    another would run its tests twice and couple two files nobody reads together."""
+    import ast
+
+    tests = Path(__file__).resolve().parent
+    offenders = []
+    for path in tests.glob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.name} imports {n}" for n in names if n.split(".")[0].startswith("test_")]
+    assert offenders == []
