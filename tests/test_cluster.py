@@ -314,3 +314,32 @@ def test_stop_leaves_no_process_and_no_listener(cluster):
     assert all(m.pids == [] for m in cluster.nodes)
     assert not any(port_open("127.0.0.1", m.amqp_port) for m in cluster.nodes)
     assert cluster.running() == []
+
+
+def test_the_cli_shows_and_stops_the_labs_cluster_by_pid(monkeypatch):
+    """`workqueue-lab cluster status|stop`, as `node status|stop`: it finds the cluster the lab last started
+    beside the private node (here a fresh home's), starts nothing, and stops every member by PID."""
+    home = Path(tempfile.mkdtemp(prefix="wqlab-cluster-cli-", dir="/tmp"))
+    home.chmod(0o755)
+    monkeypatch.setenv("WORKQUEUE_LAB_HOME", str(home))
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "workqueue_lab", "cluster", *args], capture_output=True,
+                              text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+
+    try:
+        assert cli("status").returncode == 1 and "no cluster" in cli("status").stdout
+        c = Cluster.start(1, wait=180)
+        pids = list(c.nodes[0].pids)
+        shown = cli("status")
+        assert shown.returncode == 0 and f"running (pid {c.nodes[0].pid})" in shown.stdout, shown
+        stopped = cli("stop")
+        assert stopped.returncode == 0 and "stopped 1 cluster node(s)" in stopped.stdout, stopped
+        assert [p for p in pids if _state(p) not in ("gone", "Z")] == []
+        after = cli("status")
+        assert after.returncode == 1 and "stopped" in after.stdout and "running" not in after.stdout
+    finally:
+        c = Cluster.existing()
+        if c is not None:
+            c.stop()
+        shutil.rmtree(home, ignore_errors=True)

@@ -1,5 +1,5 @@
 """The `workqueue-lab` command: broker status|start|stop|reset, node start|stop|status|url|restart|kill,
-new-task, worker, classroom create|status|delete.
+cluster status|stop, new-task, worker, classroom create|status|delete.
 
 Errors a user can fix print one line and exit with status 1; no stack traces.
 """
@@ -130,6 +130,33 @@ def _node_status(args: argparse.Namespace) -> int:
     # masked as everywhere a person reads a URL; `workqueue-lab node url` prints it whole, for programs
     print(f"node:       {info.nodename}\npid:        {private_node.pid()}\namqp:       {mask(info.url)}\n"
           f"management: {info.mgmt_url}\nbase:       {info.base}\nrabbitmq:   {_release(info.series)}")
+    return 0
+
+
+def _cluster_status(args: argparse.Namespace) -> int:
+    from .broker.cluster import Cluster
+
+    cluster = Cluster.existing(series=args.rabbitmq)
+    if cluster is None:
+        print("no cluster was started here")
+        return 1
+    up = {m.name for m in cluster.running()}
+    for m in cluster.nodes:
+        print(f"{m.name}  amqp 127.0.0.1:{m.amqp_port}  " + (f"running (pid {m.pid})" if m.name in up else "stopped"))
+    print(f"base: {cluster.base}")
+    return 0 if up else 1
+
+
+def _cluster_stop(args: argparse.Namespace) -> int:
+    from .broker.cluster import Cluster
+
+    cluster = Cluster.existing(series=args.rabbitmq)
+    running = [m for m in cluster.nodes if m.pids] if cluster is not None else []
+    if not running:
+        print("no cluster node was running")
+        return 0
+    cluster.stop()  # SIGTERM to each member's VM by PID, then whatever is left of its processes
+    print(f"stopped {len(running)} cluster node(s)")
     return 0
 
 
@@ -284,6 +311,14 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--rabbitmq", choices=RABBITMQ_SERIES, default=None,
                         help="which RabbitMQ: the installed one (system, the default) or 4.0, built once into a "
                              "chroot from Debian 13's packages (root only); same as WORKQUEUE_LAB_RABBITMQ")
+
+    cluster = sub.add_parser("cluster", help="the lab's private cluster (notebook 08): status or stop")
+    csub = cluster.add_subparsers(dest="action", required=True)
+    csub.add_parser("status", help="each node, running or not (exit 1 if none runs)").set_defaults(func=_cluster_status)
+    csub.add_parser("stop", help="stop every node of the cluster, by PID").set_defaults(func=_cluster_stop)
+    for sp in csub.choices.values():
+        sp.add_argument("--rabbitmq", choices=RABBITMQ_SERIES, default=None,
+                        help="the cluster of the installed RabbitMQ (system) or of 4.0; same as WORKQUEUE_LAB_RABBITMQ")
 
     nt = sub.add_parser("new-task", help="send one task (each '.' is a second of work)")
     nt.add_argument("message", nargs="*")

@@ -104,6 +104,19 @@ class Cluster:
             cluster.wait_until_ready(wait)
         return cluster
 
+    @classmethod
+    def existing(cls, base: Path | str | None = None, series: str | None = None) -> Cluster | None:
+        """The cluster last started at ``base`` (default: beside the private node), running or not, without
+        starting anything; None if none was ever started there."""
+        t = users.target(series=series or settings.rabbitmq_series())
+        if t is None:  # the node's user or build does not exist: no cluster can have run
+            return None
+        root = Path(base) if base is not None else t.base.parent / "cluster"
+        saved = layout.read_cluster_state(root)
+        if not saved or not saved.get("members"):
+            return None
+        return cls(root, layout.plan(root, int(saved["n"]), saved, t.install.series), t, saved)
+
     @staticmethod
     def _discard(root: Path, saved: dict) -> None:
         """Another size was asked for: end the old members and delete their data."""
