@@ -10,6 +10,7 @@ from helpers import lab_threads, wait_until
 
 import workqueue_lab as lab
 from workqueue_lab.broker.handle import connection_name
+from workqueue_lab.lessons import callbacks
 from workqueue_lab.record import events as ev
 
 SLOW = 1 / 2.75  # a slow worker takes 2.75 s per one-dot task: no ties with the fast one
@@ -64,12 +65,12 @@ def test_prefetch_0_vs_1_reproduces_the_lessons_pictures(clean, monkeypatch):
 
 def test_nack_with_requeue_retries_and_reject_drops(clean):
     flaky = lab.WorkerSpec(faults=(lab.fault("exception", tasks=2, times=1),))
-    result = lab.run(lab.requeue_on_error, workers=[flaky], progress=False)
+    result = lab.run(callbacks.requeue_on_error, workers=[flaky], progress=False)
     nacks = result.of_kind(ev.NACK)
     assert [(e.task, e.requeue) for e in nacks] == [(2, True)]
     assert sorted(result.completed) == [1, 2, 3, 4]
 
-    result = lab.run(lab.reject_on_error, workers=[flaky], progress=False)
+    result = lab.run(callbacks.reject_on_error, workers=[flaky], progress=False)
     assert [(e.task, e.requeue) for e in result.of_kind(ev.NACK)] == [(2, False)]
     assert sorted(result.completed) == [1, 3, 4]
     assert result.lost == []  # rejected on purpose is not lost
@@ -78,7 +79,7 @@ def test_nack_with_requeue_retries_and_reject_drops(clean):
 def test_auto_ack_crash_loses_the_buffered_messages(clean):
     crashy = lab.WorkerSpec(faults=(lab.fault("crash", tasks=1),))
     tasks = lab.numbered_tasks([2] * 6)
-    result = lab.run(lab.auto_ack_callback, tasks=tasks, workers=[crashy, lab.WorkerSpec()], prefetch=0,
+    result = lab.run(callbacks.auto_ack_callback, tasks=tasks, workers=[crashy, lab.WorkerSpec()], prefetch=0,
                      ack="auto", progress=False)
     # worker 1 held 1, 3, 5 when it died; auto-ack already removed them from the queue
     assert result.lost == [1, 3, 5]
@@ -92,7 +93,7 @@ def test_auto_ack_crash_loses_the_buffered_messages(clean):
 def test_lost_is_recorded_when_every_worker_died(clean):
     # the only worker dies (no restart) holding every task on an auto-ack channel: all gone, all lost
     crashy = lab.WorkerSpec(faults=(lab.fault("crash", tasks=1),), restart=False)
-    result = lab.run(lab.auto_ack_callback, tasks=lab.numbered_tasks([2] * 3), workers=[crashy], prefetch=0,
+    result = lab.run(callbacks.auto_ack_callback, tasks=lab.numbered_tasks([2] * 3), workers=[crashy], prefetch=0,
                      ack="auto", progress=False)
     assert result.lost == [1, 2, 3] and result.completed == set()
     stats = clean.queue_stats(result.queue)
@@ -103,7 +104,7 @@ def test_timeout_records_lost_but_not_what_waits_in_the_queue(clean):
     # auto-ack: worker 1 dies with task 1, worker 2 is still on task 2 at the timeout; both are gone from the queue
     crashy = lab.WorkerSpec(faults=(lab.fault("crash", tasks=1),), restart=False)
     slow = lab.WorkerSpec(speed=0.01)  # one task takes far longer than the timeout
-    result = lab.run(lab.auto_ack_callback, tasks=lab.numbered_tasks([2, 2]), workers=[crashy, slow],
+    result = lab.run(callbacks.auto_ack_callback, tasks=lab.numbered_tasks([2, 2]), workers=[crashy, slow],
                      ack="auto", progress=False, timeout=1.5)
     assert result.timed_out and result.lost == [1, 2]
     # manual acks: at the timeout the unacked task goes back to the queue, next to the one still waiting
@@ -148,7 +149,7 @@ def test_starting_a_run_stops_the_previous_one(clean):
 
 
 def test_stop_returns_unacked_messages_to_the_queue(clean):
-    r = lab.start(lab.forgetful_callback, workers=1, prefetch=0)
+    r = lab.start(callbacks.forgetful_callback, workers=1, prefetch=0)
     r.publish()
     assert wait_until(lambda: r.log.count(ev.DELIVER) == 4)
     r.stop()

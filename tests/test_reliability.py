@@ -24,6 +24,8 @@ from private_broker import private_broker
 import workqueue_lab as lab
 from workqueue_lab import settings
 from workqueue_lab.broker.discovery import private_broker as private_broker_of
+from workqueue_lab.engine.run import Run
+from workqueue_lab.engine.scenario import Scenario
 from workqueue_lab.record import events as ev
 
 
@@ -269,8 +271,8 @@ def test_every_entry_point_three_times_leaves_no_threads_and_no_connections(fres
         r.stop()  # mid-task: the unacked tasks go back to the queue
 
     def with_context_manager():
-        scenario = lab.Scenario(workers=(lab.WorkerSpec(), lab.WorkerSpec()))
-        with lab.Run(lab.lesson_callback, scenario, broker) as r:
+        scenario = Scenario(workers=(lab.WorkerSpec(), lab.WorkerSpec()))
+        with Run(lab.lesson_callback, scenario, broker) as r:
             r.publish()
             r.wait(progress=False)
 

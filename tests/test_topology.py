@@ -15,6 +15,7 @@ import workqueue_lab as lab
 from workqueue_lab import settings
 from workqueue_lab.broker import registry
 from workqueue_lab.engine import topology as T
+from workqueue_lab.engine.scenario import Scenario
 from workqueue_lab.engine.taps import arrival_detail
 from workqueue_lab.record import events as ev
 
@@ -40,7 +41,7 @@ def test_the_lessons_queue_is_declared_as_the_lesson_does():
     work = T.LESSON.work_queue
     assert (work.name, work.durable, work.kind, work.arguments()) == ("task_queue", True, "classic", {})
     assert T.LESSON.names() == [("queue", PREFIX + "task_queue")]
-    assert lab.Scenario().queue == T.TASK_QUEUE
+    assert Scenario().queue == T.TASK_QUEUE
 
 
 @pytest.mark.parametrize("bad", [dict(durable=False), dict(exclusive=True), dict(auto_delete=True)])

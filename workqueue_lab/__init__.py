@@ -14,23 +14,18 @@ import importlib
 
 __version__ = "0.1.0"
 
+# The 25 names a notebook needs (the rest is one import away, e.g. ``from workqueue_lab.engine.run import Run``).
 _NAMES_BY_MODULE = {
-    "broker.handle": ("Broker", "QueueStats"),
-    "broker.discovery": ("find_broker",),
     "broker.address": ("mask",),
-    "engine.run": ("run", "start", "Run", "stop_all", "live_threads"),
-    "engine.result": ("RunResult",),
-    "engine.scenario": ("Scenario", "WorkerSpec", "Fault", "fault", "LESSON_TASKS", "POISON", "numbered_tasks",
-                        "json_tasks"),
+    "engine.run": ("run", "start", "stop_all", "live_threads"),
+    "engine.scenario": ("WorkerSpec", "fault", "LESSON_TASKS", "POISON", "numbered_tasks", "json_tasks"),
     "engine.workers": ("work", "TaskFailed"),
-    "lessons.callbacks": ("lesson_callback", "auto_ack_callback", "forgetful_callback", "requeue_on_error",
-                          "reject_on_error", "TaskWorker"),
-    "record.events": ("EventLog", "Event", "attempts", "tasks_by_worker"),
-    "record.state": ("task_states", "RunState"),
+    "lessons.callbacks": ("lesson_callback", "TaskWorker"),
+    "record.events": ("attempts",),
+    "record.state": ("task_states",),
     "record.model": ("predict",),
     "views.timeline": ("plot_timeline", "compare"),
     "views.charts": ("plot_distribution", "plot_queue_depth"),
-    "views.tables": ("summary_table", "event_table"),
     "errors": ("LabError",),
 }
 _EXPORTS = {name: module for module, names in _NAMES_BY_MODULE.items() for name in names}
@@ -38,12 +33,8 @@ _EXPORTS = {name: module for module, names in _NAMES_BY_MODULE.items() for name 
 __all__ = [*_EXPORTS, "connect", "reset"]
 
 
-# Submodules a notebook may use as attributes (lab.settings.name(...)) without importing them first.
-_SUBMODULES = {"settings": "settings", "errors": "errors", "events": "record.events", "model": "record.model",
-               "broker": "broker", "node": "broker.node", "scenario": "engine.scenario",
-               "topology": "engine.topology",
-               "timeline": "views.timeline", "tables": "views.tables",
-               "panel": "experiments.panel", "sweep": "experiments.sweep", "versions": "versions"}
+# Submodules a notebook uses as attributes (lab.settings.name(...)) without importing them first.
+_SUBMODULES = {"settings": "settings", "versions": "versions", "events": "record.events", "topology": "engine.topology"}
 
 
 def __getattr__(name: str):
@@ -55,6 +46,12 @@ def __getattr__(name: str):
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    """What Tab completion offers on ``lab.``: the names a notebook needs, loaded or not yet."""
+    loaded = {n for n in globals() if not n.startswith("_")} - {"annotations", "importlib"}
+    return sorted(loaded | {*__all__, *_SUBMODULES})
 
 
 def connect(force: str | None = None):
