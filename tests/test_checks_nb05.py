@@ -10,6 +10,7 @@ from __future__ import annotations
 from workqueue_lab.lessons.checks import nb05
 from workqueue_lab.record import events as ev
 from workqueue_lab.record.events import Event
+from workqueue_lab.record.stories import task_stories
 
 
 class Log:
@@ -70,7 +71,7 @@ def test_retrying_three_times_then_parking_passes():
     check = nb05.check_retry_then_park(exercise().events)
     assert check, check
     assert "task 1: 4 attempt(s), 4 failed, parked" in check.got and "task 2: 2 attempt(s), 1 failed, done" in check.got
-    stories = nb05.task_stories(exercise().events)
+    stories = task_stories(exercise().events)
     assert (stories[1].attempts, stories[1].retried, stories[1].ended) == (4, 4, "parked")  # 3 retries + the park
 
 

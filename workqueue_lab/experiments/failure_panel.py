@@ -145,7 +145,7 @@ class FailurePanel(RunButton):
 
 def story_table(events) -> Table:
     """One row per task: attempts, failures, copies sent to wait or park, and how it ended."""
-    from ..lessons.checks.nb05 import task_stories
+    from ..record.stories import task_stories
     from ..views.tables import Table
 
     rows = [{"task": s.task, "attempts": s.attempts, "failed": s.failures, "requeued": s.requeued,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from ..broker import registry
 from ..engine import topology as T
 from ..record import events as ev
+from ..record.stories import settled  # the one reading of "every task has an end", offered to notebook 05
 
 if TYPE_CHECKING:
     from ..engine.result import RunResult
@@ -75,39 +76,6 @@ def backoff_topology(base_ms: int) -> T.Topology:
 def deliveries(events: Sequence[ev.Event], task: int | None = None) -> int:
     """How many times a task (any task: None) reached a worker's callback."""
     return sum(1 for e in events if e.kind == ev.DELIVER and (task is None or e.task == task))
-
-
-def settled(events: Sequence[ev.Event], tasks: Sequence[int]) -> bool:
-    """Every task has an end: its last attempt was acked and nothing of it waits to come back, or it was
-    parked or dead-lettered.  (A retried task is acked too, but a RETRY / RETRY_WAIT after its last
-    delivery says a copy is on its way back.)"""
-    last_deliver: dict[int, float] = {}
-    acked_after: dict[int, bool] = {}
-    ended: set[int] = set()
-    back: dict[int, float] = {}
-    open_tags: dict[tuple[int | None, int | None], int | None] = {}
-    for e in events:
-        if e.task is not None and e.kind in (ev.PARKED, ev.DEAD_LETTER):
-            ended.add(e.task)
-        elif e.kind == ev.DELIVER:
-            open_tags[(e.worker, e.tag)] = e.task
-            if e.task is not None:
-                last_deliver[e.task] = e.t
-                acked_after[e.task] = False
-        elif e.kind in (ev.RETRY, ev.RETRY_WAIT) and e.task is not None:
-            back[e.task] = e.t
-        elif e.kind in ev.ATTEMPT_ENDS and e.worker is not None:
-            task = open_tags.pop((e.worker, e.tag), None)
-            if task is not None and e.kind in ev.SETTLED:
-                acked_after[task] = True
-    if open_tags:
-        return False
-    for task in tasks:
-        if task in ended:
-            continue
-        if not acked_after.get(task) or back.get(task, -1.0) >= last_deliver.get(task, 0.0):
-            return False
-    return True
 
 
 def run_until(callback, tasks: Sequence[str | bytes], topology: T.Topology | None = None, workers=1,

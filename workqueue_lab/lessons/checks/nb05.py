@@ -3,59 +3,11 @@ time), then park it, and never ack away a task whose copy the broker did not con
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ...record import events as ev
+from ...record.stories import TaskStory, task_stories
 from .base import Check, events_of, not_a_run, verdict
 
-__all__ = ["check_retry_then_park", "check_backoff", "task_stories", "TaskStory", "waits_of"]
-
-
-@dataclass(frozen=True)
-class TaskStory:
-    """What happened to one task: how often it reached a callback, failed, was retried and how it ended."""
-
-    task: int
-    attempts: int
-    failures: int
-    requeued: int  # nacks/rejects with requeue=True: back at once, with nothing counting
-    retried: int  # copies sent away (a republish, or a reject the broker routed to a retry queue)
-    ended: str  # "parked", "dead-lettered", "done" (last attempt acked and succeeded), or "" (no end)
-    acked_failures: int  # attempts that failed and were acked with no copy sent anywhere: lost
-
-
-def task_stories(events: list[ev.Event]) -> dict[int, TaskStory]:
-    """One ``TaskStory`` per published task, read from the events."""
-    stories = {}
-    for task in ev.published(events):
-        mine = [e for e in events if e.task == task]
-        attempts = failures = requeued = retried = acked_failures = 0
-        failed = copied = False  # within the current attempt
-        last_ok = False
-        for e in mine:
-            if e.kind == ev.DELIVER:
-                attempts += 1
-                failed = copied = False
-            elif e.kind == ev.ERROR:
-                failures += 1
-                failed = True
-            elif e.kind == ev.RETRY:
-                copied = True
-                retried += 1
-            elif e.kind == ev.RETRY_WAIT and not copied:  # a reject the broker dead-lettered to a retry queue
-                retried += 1
-            elif e.kind in (ev.NACK, ev.REJECT) and e.worker is not None:
-                requeued += bool(e.requeue)
-                last_ok = False
-            elif e.kind == ev.ACK and e.worker is not None:
-                if failed and not copied:
-                    acked_failures += 1
-                last_ok = not failed and not copied
-        kinds = {e.kind for e in mine}
-        ended = ("parked" if ev.PARKED in kinds else "dead-lettered" if ev.DEAD_LETTER in kinds
-                 else "done" if last_ok else "")
-        stories[task] = TaskStory(task, attempts, failures, requeued, retried, ended, acked_failures)
-    return stories
+__all__ = ["check_retry_then_park", "check_backoff", "waits_of"]
 
 
 def check_retry_then_park(result: object, max_retries: int = 3) -> Check:
