@@ -3,6 +3,8 @@
 #   make lab    set up .venv, make sure a RabbitMQ answers, open JupyterLab on 127.0.0.1
 #   make test   set up .venv, run tests/ and then every notebook under nbval (--nbval-lax, this venv's kernel),
 #               then the same again on RabbitMQ 4.0 (test-rabbitmq40; root only)
+#   make check  the edit loop: the fast tier of tests/ (no private node, cluster, browser, venv or site build:
+#               tests/conftest.py derives the tier) and notebooks 00-03, against the running broker
 #
 # Nothing here reads standard input, so both work from a fresh clone and in CI.
 
@@ -22,11 +24,12 @@ LAB_PORT ?= 8888
 # Extra arguments for both pytest runs, e.g. `make test PYTEST_ARGS=-x`.
 PYTEST_ARGS ?=
 
-.PHONY: help venv lab-setup lab test test-rabbitmq40 site lint clean distclean
+.PHONY: help venv lab-setup lab test check test-rabbitmq40 site lint clean distclean
 
 help:
 	@echo "make lab        open the course in JupyterLab (sets up .venv and a RabbitMQ broker first)"
 	@echo "make test       run tests/ and every notebook (WORKQUEUE_LAB_TIME_SCALE defaults to 0.05), on 3.10 and 4.0"
+	@echo "make check      the edit loop (a few minutes): fast tests and notebooks 00-03 against the running broker"
 	@echo "make test-rabbitmq40  only the RabbitMQ 4.0 part of make test (root: builds 4.0 into a chroot once)"
 	@echo "make site       the course as a website in build/site/html (runs every notebook at time scale 0.05)"
 	@echo "make lint       ruff check ."
@@ -90,6 +93,15 @@ test: lab-setup $(SITE_STAMP)
 	fi; \
 	if [ $$rc -ne 0 ]; then echo "== make test: FAILED (see above)"; fi; \
 	exit $$rc
+
+# The edit loop: what needs only the running broker (no private node, cluster, browser, venv or site build).
+check: export WORKQUEUE_LAB_TIME_SCALE ?= 0.05
+check: export WORKQUEUE_LAB_PREFIX ?= check-$(shell od -An -N3 -tx1 /dev/urandom | tr -d " \n").
+check: lab-setup
+	@rc=0; start=$$(date +%s); \
+	$(VPY) -m pytest -q -m "not full" tests $(PYTEST_ARGS) || rc=1; \
+	$(VPY) -m pytest -q --nbval-lax --nbval-current-env notebooks/0[0-3]_*.ipynb $(PYTEST_ARGS) || rc=1; \
+	echo "== make check: $$(( $$(date +%s) - start )) s"; exit $$rc
 
 # The course again on RabbitMQ 4.0 (root only: a chroot of Debian 13's packages the lab builds once, see
 # docs/versions.md): the integration tests whose claims depend on the version, then every notebook with the

@@ -57,7 +57,7 @@ def test_the_compose_environment_is_what_the_lab_container_gets():
                      "WORKQUEUE_LAB_MGMT_URL": "http://lab:lab@127.0.0.1:15999"}
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="RabbitMQ 4.0 runs as root in a chroot the lab builds (CI is root)")
+@pytest.mark.needs_root("RabbitMQ 4.0 runs as root in a chroot the lab builds")
 def test_every_notebook_runs_the_compose_way(tmp_path):
     home = new_home("wqlab-compose-lab-")  # the lab container's own nodes (04's private node, 08's cluster)
     failed: dict[str, str] = {}

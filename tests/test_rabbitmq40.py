@@ -26,7 +26,7 @@ from workqueue_lab.broker.node import chroot, install
 from workqueue_lab.errors import LabError
 
 ROOT = Path(__file__).resolve().parents[1]
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="RabbitMQ 4.0 runs as root in a chroot (CI is root)")
+needs_root = pytest.mark.needs_root("RabbitMQ 4.0 runs as root in a chroot")
 
 
 # --- which mirror, and when the lab refuses -----------------------------------------------------------------
