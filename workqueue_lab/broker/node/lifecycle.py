@@ -192,10 +192,14 @@ def launch(script: Path, info: NodeInfo, t: Target) -> int:
         # nobody's zombie-to-be and no Popen object lingers in the kernel; it
         # stays in the new session's process group (pgid == sh's pid).  The `cd` is
         # for a chroot, which starts in its own "/": the node's processes are found by
-        # their working directory (procs.node_pids).
+        # their working directory (procs.node_pids).  It runs before the fork: in
+        # `cd "$1" && "$0" &` the `&` backgrounds the whole list, and for the moment
+        # between that fork and its `cd` the only process of a booting node sat in "/",
+        # where wait_until_ready could not see it and reported a node "exited while booting".
         t.install.prepare()
         proc = subprocess.Popen(
-            t.install.command(["/bin/sh", "-c", 'cd "$1" && "$0" &', str(script), t.install.inside(info.base)]),
+            t.install.command(["/bin/sh", "-c", 'cd "$1" || exit 1; "$0" &', str(script),
+                               t.install.inside(info.base)]),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
