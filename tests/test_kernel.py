@@ -83,6 +83,15 @@ def _reply_to(kc, msg_id: str, timeout: float) -> dict:
             return msg["content"]
 
 
+def _children_of(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (Linux /proc)."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+        return sorted(int(c) for t in tasks for c in Path(f"/proc/{pid}/task/{t}/children").read_text().split())
+    except OSError:
+        return []
+
+
 def _queue(node: Broker) -> tuple[int, int]:
     """(ready, consumers) of the kernel's queue, exactly (AMQP passive declare)."""
     try:
@@ -183,8 +192,12 @@ def test_interrupt_during_wait_or_watch_queue_leaves_nothing_behind(kernel, node
     assert content["status"] == "ok", out
     assert tuple(map(int, out.split())) == (0, 4, 0)  # no worker, no watcher thread left in the kernel
     assert wait_until(lambda: node.connection_count() == baseline, timeout=15, interval=0.2), node.connection_count()
-    stats = node.queue_stats(settings.name(QUEUE))
-    assert (stats.ready, stats.unacked, stats.consumers) == (6, 0, 0)  # the two long tasks in hand went back
+    def counts() -> tuple:
+        stats = node.queue_stats(settings.name(QUEUE))
+        return stats.ready, stats.unacked, stats.consumers
+
+    # the two long tasks in hand went back (the queue takes them back a moment after the channels close)
+    assert wait_until(lambda: counts() == (6, 0, 0), timeout=10, interval=0.2), counts()
 
 
 def test_interrupt_during_start_leaves_no_worker_behind(kernel, node):
@@ -203,7 +216,11 @@ def test_interrupt_during_start_leaves_no_worker_behind(kernel, node):
     assert baseline is not None
     msg_id = kc.execute('run = lab.start("workqueue_lab.lessons.callbacks:lesson_callback", workers=6, '
                         f'queue="{QUEUE}", processes=True)')
-    assert wait_until(lambda: _queue(node)[1] >= 1, timeout=60, interval=0.02), _queue(node)
+    # Press Stop once the worker processes exist, while their interpreters still start (all six at once, on
+    # this machine's cores): waiting for the first consumer instead lost the race on a quick machine, where
+    # the other five registered in the milliseconds a look at the queue and the interrupt take.
+    kernel_pid = km.provisioner.pid
+    assert wait_until(lambda: len(_children_of(kernel_pid)) >= 6, timeout=60, interval=0.01), _children_of(kernel_pid)
     km.interrupt_kernel()
     reply = _reply_to(kc, msg_id, timeout=30)
     assert reply["status"] == "error" and reply["ename"] == "KeyboardInterrupt", reply  # still starting: not 6 yet
