@@ -75,9 +75,11 @@ def free_cores(seconds: float = 0.25) -> float:
         return cores * one / min(together(cores) for _ in range(3))
 
     free = measure()
-    if free < cores - 0.5:  # looks busy: a spike lasting the whole measurement (a VM's neighbour), or real work
-        time.sleep(1.0)
-        free = max(free, measure())  # busy twice, a second apart: the cores really are taken
+    for _ in range(3):  # looks busy: a spike lasting the whole measurement (a VM's neighbour), or real work
+        if free >= cores - 0.5:
+            break
+        time.sleep(1.5)
+        free = max(free, measure())  # busy four times over some seconds: the cores really are taken
     return round(free, 2)
 
 
