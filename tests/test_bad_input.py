@@ -308,7 +308,13 @@ def _run_case(key: str, ctx: Ctx) -> str:
     return text
 
 
-@pytest.mark.parametrize("key", list(CASES))
+def _case(key: str):
+    """A case that boots a private node of its own is in the full tier (conftest.py), like any test that does."""
+    uses = CASES[key][1].__code__.co_names
+    return pytest.param(key, marks=[pytest.mark.full] if "private_broker" in uses else [])
+
+
+@pytest.mark.parametrize("key", [_case(key) for key in CASES])
 def test_bad_input_gives_one_sentence_and_the_next_run_works(key, ctx):
     _run_case(key, ctx)
 
