@@ -110,7 +110,7 @@ class JupyterLab:
     def _write_settings(self) -> Path:
         """User settings for a non-saving JupyterLab: no autosave (the repo's notebooks stay output-free)."""
         settings = self.state_dir / "lab-settings"
-        # The news pop-up is switched off by the overrides.json the course ships (make lab-setup), not here.
+        # The news pop-up is switched off by the overrides.json the course ships (see _install_course_settings).
         files = {
             "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
             # xterm.js draws on a canvas; screen-reader mode also keeps the rows as text a test can read.
@@ -122,7 +122,18 @@ class JupyterLab:
             path.write_text(json.dumps(value))
         return settings
 
+    @staticmethod
+    def _install_course_settings() -> None:
+        """What `make lab-setup` installs and `make lab` relies on: the course's JupyterLab overrides (no news
+        pop-up) in this environment's app settings, so a test needs no earlier `make` step."""
+        src = START_LAB.parent / "overrides.json"
+        dest = Path(sys.prefix) / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+        if not dest.exists() or dest.read_bytes() != src.read_bytes():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+
     def start(self, timeout: float = 60.0) -> None:
+        self._install_course_settings()
         env = dict(os.environ)
         env.update(
             JUPYTERLAB_SETTINGS_DIR=str(self._write_settings()),
