@@ -42,7 +42,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .. import settings
@@ -84,6 +84,30 @@ def resolve_callback(path: str) -> Callable:
     return target
 
 
+@contextlib.contextmanager
+def _interrupt_after() -> Iterator[None]:
+    """Hold an interrupt (SIGINT: Ctrl-C, the notebook's Stop button) until the block has ended, then raise it.
+
+    Raised inside ``subprocess.Popen`` after the fork, a KeyboardInterrupt loses the child's handle (Popen
+    never returns), so the run's stop() cannot end a process that goes on starting: CI's interrupt test
+    found one left behind.  Only the main thread receives Python's signal handlers; elsewhere nothing changes.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        if callable(previous):
+            previous(signal.SIGINT, None)  # the default handler raises KeyboardInterrupt here
+        elif previous == signal.SIG_DFL:
+            raise KeyboardInterrupt
+
+
 class WorkerProcess:
     """One worker as an OS process: ``start()``, ``release()`` (begin consuming), ``signal()``, ``stop()``, ``join()``.
 
@@ -112,9 +136,10 @@ class WorkerProcess:
         try:
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(
                 p for p in (str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")) if p)}
-            self._proc = subprocess.Popen(
-                [sys.executable, "-u", "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, pass_fds=(write_fd,), start_new_session=True, env=env)
+            with _interrupt_after():  # Stop pressed inside Popen would leave a child nobody holds the PID of
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-u", "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT, pass_fds=(write_fd,), start_new_session=True, env=env)
         except BaseException:
             os.close(read_fd)
             raise
