@@ -16,11 +16,12 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from .. import settings
-from .checks.nb04 import FullQueueTrial
+from .checks.base import Check, verdict
+from .checks.nb04 import FULL, FullQueueTrial
+from .checks.nb04 import full_queue as judge
 
 if TYPE_CHECKING:
     from ..broker.handle import Broker
-    from .checks.base import Check
 
 __all__ = ["CAPACITY", "DRAIN_S", "FullQueueTrial", "try_full_queue", "check_full_queue", "QUEUE"]
 
@@ -108,9 +109,7 @@ def check_full_queue(send: Callable, broker: Broker | None = None) -> Check:
     """Run the learner's ``send(channel, queue, tasks)`` against a small queue that refuses when full, then judge
     it (``lessons.checks.nb04.full_queue``)."""
     from ..broker.discovery import find_broker
-    from .checks.base import verdict
-    from .checks.nb04 import FULL, full_queue
 
     if not callable(send):
         return verdict(FULL, got=type(send).__name__, hint="Pass your function: check_full_queue(send).")
-    return full_queue(try_full_queue(send, broker or find_broker()))
+    return judge(try_full_queue(send, broker or find_broker()))
